@@ -1,0 +1,54 @@
+# FraudPipeline development tasks. `make test` is the one test command (README, CI).
+SHELL := /bin/bash
+CACHE ?= $(HOME)/.cache/fraudpipeline
+UV_VERSION := 0.13.9
+UV_HOME := $(CACHE)/tools/uv-$(UV_VERSION)
+UV := $(UV_HOME)/bin/uv
+PYTHON ?= python3.11
+export UV_CACHE_DIR ?= $(CACHE)/uv-cache
+# uv must use the machine's Python 3.11, never fetch one.
+export UV_PYTHON_DOWNLOADS := never
+VENV := .venv
+PYTEST_ARGS ?=
+
+.PHONY: dev test unit integration servers lock requirements clean-dev
+
+## dev: create the locked development environment in .venv (all images' dependencies)
+dev: $(VENV)/.synced
+
+$(UV):
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is needed ($(PYTHON) not on PATH)"; exit 1; }
+	$(PYTHON) -m venv $(UV_HOME)
+	$(UV_HOME)/bin/pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --all-extras --python $(PYTHON)
+	@touch $@
+
+## servers: download/build Kafka, the Kubernetes control plane, helm and Prometheus into the cache
+servers: dev
+	$(VENV)/bin/fraudpipe dev prepare
+
+## test: install what is missing, then run every test (unit and integration, real servers)
+test: servers
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+unit: dev
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+integration: servers
+	$(VENV)/bin/pytest tests/integration $(PYTEST_ARGS)
+
+## lock: re-resolve uv.lock after editing pyproject.toml, and refresh the images' requirements
+lock: | $(UV)
+	$(UV) lock --python $(PYTHON)
+	$(MAKE) requirements
+
+requirements: | $(UV)
+	for c in operator serving flink; do \
+	  $(UV) export --frozen --extra $$c --no-dev --no-emit-project --no-hashes --no-header -q -o $$c/requirements.txt; \
+	done
+
+clean-dev:
+	-$(VENV)/bin/fraudpipe dev down
+	rm -rf $(VENV) .fraudpipe

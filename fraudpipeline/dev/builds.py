@@ -1,0 +1,96 @@
+"""Binaries built from source through the Go module proxy, cached, with visible progress."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from fraudpipeline.dev import cache
+from fraudpipeline.dev.process import ServerFailed
+
+SCRIPTS = Path(__file__).with_name("scripts")
+
+
+@contextmanager
+def build_lock(name: str):
+    """One build of a thing at a time, even across processes (two pytest runs, a person and CI)."""
+    lock_path = cache.cache_dir("locks") / f"{name}.lock"
+    with open(lock_path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def run_build(name: str, argv: list[str], log: Path, env: dict[str, str]) -> None:
+    """Run a build script, echoing its stage lines with elapsed time so a cold build shows progress."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    print(f"[fraudpipe dev] building {name} (cold cache: minutes; log {log})", file=sys.stderr, flush=True)
+    with open(log, "w") as out:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            out.write(line)
+            out.flush()
+            if line.startswith("["):
+                print(f"  {time.monotonic() - start:6.1f}s {line.rstrip()}", file=sys.stderr, flush=True)
+        rc = proc.wait()
+    if rc != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+        raise ServerFailed(f"building {name} failed (exit {rc}); log {log}:\n{tail}")
+    print(f"[fraudpipe dev] built {name} in {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
+
+
+def _have(folder: Path, names: list[str]) -> bool:
+    return all(os.access(folder / n, os.X_OK) for n in names)
+
+
+def kube_binaries() -> Path:
+    """kube-apiserver, kube-controller-manager and kubectl, built once per version."""
+    out = cache.cache_dir("kube", f"v{cache.KUBE_VERSION}")
+    names = ["kube-apiserver", "kube-controller-manager", "kubectl"]
+    if _have(out, names):
+        return out
+    cache.require("go")
+    with build_lock("kube"):
+        if not _have(out, names):
+            run_build(f"Kubernetes v{cache.KUBE_VERSION} (kube-apiserver, kube-controller-manager, kubectl)",
+                      ["bash", str(SCRIPTS / "build-kube.sh"), cache.KUBE_VERSION, str(out),
+                       str(cache.cache_root() / "work" / "kube")],
+                      cache.cache_root() / "logs" / "kube-build.log", cache.go_env())
+    return out
+
+
+def etcd_binary() -> Path:
+    out = cache.cache_dir("etcd", f"v{cache.ETCD_VERSION}")
+    if _have(out, ["etcd"]):
+        return out / "etcd"
+    cache.require("go")
+    with build_lock("etcd"):
+        if not _have(out, ["etcd"]):
+            run_build(f"etcd v{cache.ETCD_VERSION}",
+                      ["bash", str(SCRIPTS / "build-etcd.sh"), cache.ETCD_VERSION, str(out),
+                       str(cache.cache_root() / "work" / "etcd")],
+                      cache.cache_root() / "logs" / "etcd-build.log", cache.go_env())
+    return out / "etcd"
+
+
+def helm_binary() -> Path:
+    out = cache.cache_dir("helm", f"v{cache.HELM_VERSION}")
+    if _have(out, ["helm"]):
+        return out / "helm"
+    cache.require("go")
+    with build_lock("helm"):
+        if not _have(out, ["helm"]):
+            minor = cache.KUBE_VERSION.split(".")[1]
+            run_build(f"helm v{cache.HELM_VERSION}",
+                      ["bash", str(SCRIPTS / "build-helm.sh"), cache.HELM_VERSION, minor, str(out)],
+                      cache.cache_root() / "logs" / "helm-build.log", cache.go_env())
+    return out / "helm"

@@ -1,0 +1,114 @@
+"""Apache Kafka in KRaft mode (one combined broker+controller) from Maven Central jars."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+import uuid
+from pathlib import Path
+
+from fraudpipeline.dev import cache
+from fraudpipeline.dev.process import ServerFailed, free_port, port_open, spawn, wait_healthy
+
+_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.frauddetect.local</groupId><artifactId>kafka-runtime</artifactId><version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>{kafka}</version></dependency>
+    <!-- Kafka's published POMs carry no SLF4J binding: without one the broker logs nothing. -->
+    <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-simple</artifactId><version>{slf4j}</version></dependency>
+  </dependencies>
+</project>
+"""
+
+
+def maven_repo() -> Path:
+    return cache.cache_dir("m2")
+
+
+def classpath(version: str = cache.KAFKA_VERSION) -> str:
+    """The broker's classpath, resolved by Maven once and cached."""
+    home = cache.cache_dir("kafka", version)
+    cp_file = home / "kafka.cp"
+    if cp_file.exists():
+        cp = cp_file.read_text().strip()
+        if cp and all(Path(j).exists() for j in cp.split(":")):
+            return cp
+    cache.require("java")
+    mvn = cache.require("mvn")
+    (home / "pom.xml").write_text(_POM.format(kafka=version, slf4j=cache.SLF4J_VERSION))
+    tmp = home / "kafka.cp.tmp"
+    run = subprocess.run(
+        [mvn, "-B", "-q", "-f", str(home / "pom.xml"), f"-Dmaven.repo.local={maven_repo()}",
+         f"{cache.MAVEN_DEPENDENCY_PLUGIN}:build-classpath", f"-Dmdep.outputFile={tmp}", "-DincludeScope=runtime"],
+        capture_output=True, text=True,
+    )
+    if run.returncode != 0:
+        raise ServerFailed(f"resolving org.apache.kafka:kafka_2.13:{version} with Maven failed:\n"
+                           f"{run.stdout[-3000:]}{run.stderr[-3000:]}")
+    tmp.rename(cp_file)
+    return cp_file.read_text().strip()
+
+
+def _properties(data_dir: Path, port: int, controller_port: int) -> str:
+    return "\n".join([
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names=CONTROLLER",
+        "inter.broker.listener.name=PLAINTEXT",
+        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        f"log.dirs={data_dir}",
+        "num.partitions=1",
+        # One node: every internal topic must have replication factor 1, or it is never created.
+        "offsets.topic.replication.factor=1",
+        "offsets.topic.num.partitions=4",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "transaction.state.log.num.partitions=4",
+        "share.coordinator.state.topic.replication.factor=1",
+        "share.coordinator.state.topic.min.isr=1",
+        "group.initial.rebalance.delay.ms=0",
+        "auto.create.topics.enable=true",
+        "log.segment.bytes=67108864",
+        "",
+    ])
+
+
+def _answers(bootstrap: str) -> bool:
+    if not port_open(int(bootstrap.rsplit(":", 1)[1])):
+        return False  # asking the client earlier only fills the output with connection errors
+    try:
+        from confluent_kafka.admin import AdminClient
+    except ImportError:  # the Kafka client is an extra; an open port is the next best check
+        return True
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 2000})
+    md = admin.list_topics(timeout=2)
+    return bool(md.brokers)
+
+
+def start(state_dir: Path) -> dict:
+    """Format storage and start the broker; returns its env.json entries once it answers."""
+    java = cache.require("java")
+    cp = classpath()
+    home = state_dir / "kafka"
+    data = home / "data"
+    home.mkdir(parents=True, exist_ok=True)
+    port, controller_port = free_port(), free_port()
+    props = home / "server.properties"
+    props.write_text(_properties(data, port, controller_port))
+    log = state_dir / "logs" / "kafka.log"
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    fmt = subprocess.run([java, "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+                         capture_output=True, text=True)
+    if fmt.returncode != 0:
+        raise ServerFailed(f"kafka storage format failed:\n{fmt.stdout}{fmt.stderr}")
+    proc = spawn([java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+                  "-cp", cp, "kafka.Kafka", str(props)], log)
+    bootstrap = f"127.0.0.1:{port}"
+    waited = wait_healthy("kafka", proc, lambda: _answers(bootstrap), log, timeout=90)
+    return {"kafka": {"bootstrap": bootstrap, "version": cache.KAFKA_VERSION, "started_in_s": round(waited, 2)},
+            "pids": {"kafka": proc.pid}, "logs": {"kafka": str(log)}}

@@ -1,0 +1,99 @@
+"""Start servers as detached processes with a log file, wait on their health, stop them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+class ServerFailed(RuntimeError):
+    """A server exited or never became healthy; the message carries the tail of its log."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:
+    """Start argv in its own session so that it outlives us and `down` can stop its whole group."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=env, cwd=cwd, start_new_session=True,
+        )
+
+
+def wait_healthy(name: str, proc: subprocess.Popen | None, check: Callable[[], bool], log: Path,
+                 timeout: float = 60.0) -> float:
+    """Poll `check` until it is true; fail early if the process dies. Returns seconds waited."""
+    start = time.monotonic()
+    delay = 0.05
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise ServerFailed(f"{name} exited with code {proc.returncode} before it was healthy; "
+                               f"log {log}:\n{log_tail(log)}")
+        try:
+            if check():
+                return time.monotonic() - start
+        except Exception:  # noqa: BLE001 - any failure of the probe means "not yet"
+            pass
+        if time.monotonic() - start > timeout:
+            raise ServerFailed(f"{name} not healthy after {timeout:.0f} s; log {log}:\n{log_tail(log)}")
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours still answers kill(0); look at its state.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except OSError:
+        return False
+
+
+def stop(pid: int, timeout: float = 15.0) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after `timeout`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            os.kill(pid, sig)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not alive(pid):
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+                return
+            time.sleep(0.1)
