@@ -64,21 +64,21 @@ def _composite(codes: np.ndarray, times: np.ndarray) -> np.ndarray:
     return codes * span + (times - t0)
 
 
-def _group_cumsum(values: np.ndarray, codes: np.ndarray) -> np.ndarray:
-    """Inclusive cumulative sum restarting at each key group, shifted by one (length n+1).
+def _window_sums(values: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """For each row i, values[lo[i]] + ... + values[i], added left to right starting from 0.0.
 
-    `out[i + 1]` is the sum of the group's rows up to row i. Restarting per key keeps the
-    partial sums small, so window sums taken as differences stay accurate to ~1e-12 relative
-    instead of losing digits to a table-wide running total.
+    The same order of additions as the online state's loop, so both give bit-identical sums
+    (a prefix-sum difference would differ in the last digits). Cost is the total window
+    length, since rows drop out of the loop as their window is done.
     """
-    out = np.zeros(len(values) + 1, dtype=np.float64)
-    if len(values) == 0:
-        return out
-    starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-    cs = np.cumsum(values, dtype=np.float64)
-    base = np.r_[0.0, cs][starts]  # table-wide running total just before each group
-    out[1:] = cs - np.repeat(base, np.diff(np.r_[starts, len(values)]))
-    return out
+    total = np.zeros(len(values), dtype=np.float64)
+    cur = lo.astype(np.int64).copy()
+    active = np.arange(len(values))
+    while active.size:
+        total[active] += values[cur[active]]
+        cur[active] += 1
+        active = active[cur[active] <= active]
+    return total
 
 
 def customer_features(customer_ids: np.ndarray, times_us: np.ndarray, amounts: np.ndarray) -> dict[str, np.ndarray]:
@@ -87,22 +87,15 @@ def customer_features(customer_ids: np.ndarray, times_us: np.ndarray, amounts: n
     order, codes, times = _group_order(customer_ids, times_us)
     comp = _composite(codes, times)
     amt = np.asarray(amounts, dtype=np.float64)[order]
-    csum = _group_cumsum(amt, codes)
-    group_start = np.r_[0, np.flatnonzero(codes[1:] != codes[:-1]) + 1] if n else np.zeros(0, np.int64)
-    start_of_row = np.repeat(group_start, np.diff(np.r_[group_start, n])) if n else np.zeros(0, np.int64)
     idx = np.arange(n)
     out: dict[str, np.ndarray] = {}
     for w in CUSTOMER_WINDOWS_DAYS:
         lo = np.searchsorted(comp, comp - w * US_PER_DAY, side="right")  # first row with time > t - w
         count = (idx - lo + 1).astype(np.float64)
-        # csum restarts per group: a window opening at the group's first row subtracts nothing
-        # (csum[lo] would be the previous group's total there).
-        base = np.where(lo == start_of_row, 0.0, csum[lo])
-        total = csum[idx + 1] - base
         nb = np.empty(n)
         avg = np.empty(n)
         nb[order] = count
-        avg[order] = total / count
+        avg[order] = _window_sums(amt, lo) / count
         out[f"customer_nb_tx_{w}day"] = nb
         out[f"customer_avg_amount_{w}day"] = avg
     return out

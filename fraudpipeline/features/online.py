@@ -70,8 +70,13 @@ class CustomerState:
         for span in _CUSTOMER_SPANS:
             lo = bisect_right(times, time_us - span, 0, pos)
             count = pos + 1 - lo
+            # An explicit left-to-right loop, not sum(): Python 3.12's sum() compensates
+            # rounding, and the offline code adds in exactly this order (bit-identical).
+            total = 0.0
+            for i in range(lo, pos + 1):
+                total += amounts[i]
             out.append(float(count))
-            out.append(sum(amounts[lo : pos + 1]) / count)
+            out.append(total / count)
         self._evict(times[-1] - _CUSTOMER_KEEP)
         return tuple(out)
 
