@@ -67,17 +67,23 @@ def xgb_params(candidate: Candidate, *, threads: int, seed: int) -> dict[str, ob
     }
 
 
-def fit(features: pd.DataFrame, labels: np.ndarray, params: dict[str, object], n_trees: int):
+def matrix(features: pd.DataFrame, labels: np.ndarray | None = None):
     import xgboost as xgb
 
-    dtrain = xgb.DMatrix(features[FEATURE_NAMES].to_numpy(np.float32), label=labels, feature_names=FEATURE_NAMES)
+    return xgb.DMatrix(features[FEATURE_NAMES].to_numpy(np.float32), label=labels, feature_names=FEATURE_NAMES)
+
+
+def fit(features: pd.DataFrame | object, labels: np.ndarray | None, params: dict[str, object], n_trees: int):
+    """Train on a feature table (with labels) or on a prepared DMatrix (reused across fits,
+    so XGBoost keeps its binned copy of the data)."""
+    import xgboost as xgb
+
+    dtrain = matrix(features, labels) if isinstance(features, pd.DataFrame) else features
     return xgb.train(params, dtrain, num_boost_round=n_trees)
 
 
-def predict(booster, features: pd.DataFrame, n_trees: int | None = None) -> np.ndarray:
-    import xgboost as xgb
-
-    dm = xgb.DMatrix(features[FEATURE_NAMES].to_numpy(np.float32), feature_names=FEATURE_NAMES)
+def predict(booster, features: pd.DataFrame | object, n_trees: int | None = None) -> np.ndarray:
+    dm = matrix(features) if isinstance(features, pd.DataFrame) else features
     if n_trees is None:
         return booster.predict(dm)
     return booster.predict(dm, iteration_range=(0, n_trees))
@@ -107,18 +113,16 @@ def search(
     """Mean validation AUC/AP/CP@100 per candidate over `folds`; the best has the highest AP."""
     per_candidate: dict[Candidate, list[dict[str, float]]] = {}
     pooled: dict[Candidate, tuple[list[np.ndarray], list[np.ndarray]]] = {}
-    for lr, depth in itertools.product(learning_rates, max_depths):
-        for train_idx, valid_idx in folds:
-            booster = fit(
-                features.loc[train_idx],
-                table.loc[train_idx, "fraud"].to_numpy(),
-                xgb_params(Candidate(lr, depth, max(trees)), threads=threads, seed=seed),
-                max(trees),
-            )
-            valid = table.loc[valid_idx]
+    grid = list(itertools.product(learning_rates, max_depths))
+    for train_idx, valid_idx in folds:
+        dtrain = matrix(features.loc[train_idx], table.loc[train_idx, "fraud"].to_numpy())
+        dvalid = matrix(features.loc[valid_idx])
+        valid = table.loc[valid_idx]
+        for lr, depth in grid:
+            booster = fit(dtrain, None, xgb_params(Candidate(lr, depth, max(trees)), threads=threads, seed=seed), max(trees))
             for n in trees:
                 cand = Candidate(lr, depth, n)
-                scores = predict(booster, features.loc[valid_idx], n)
+                scores = predict(booster, dvalid, n)
                 per_candidate.setdefault(cand, []).append(evaluate(valid, scores))
                 ys, ss = pooled.setdefault(cand, ([], []))
                 ys.append(valid["fraud"].to_numpy())

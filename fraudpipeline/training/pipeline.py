@@ -120,7 +120,10 @@ def run(config: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
     if source.kind == "simulator":
         rep.note(f"using the simulator: {source.description}")
     if table.empty:
-        raise TrainingError(f"no transactions between {load_start} and {dates.test_end} in {source.description}")
+        raise TrainingError(
+            f"no transactions between {load_start} and {dates.test_end} in {source.description}: "
+            f"choose --train-start so that training, delay and test windows fall within the data"
+        )
     first_day, last_day = _day(table["timestamp"].iloc[0]), _day(table["timestamp"].iloc[-1])
     if last_day < dates.test_end - timedelta(days=1) or first_day > dates.train_start:
         raise TrainingError(
