@@ -1,0 +1,132 @@
+"""The PyFlink job: a FlinkDeployment (flink.apache.org/v1beta1, application mode) and, unless the
+spec names one, a ServiceAccount with a RoleBinding to the chart's Flink job ClusterRole (the
+JobManager creates TaskManager pods and HA ConfigMaps with it).
+
+The job's arguments are the contract of docs/image-contracts.md.
+"""
+
+from __future__ import annotations
+
+from fraudpipeline.spec import FraudPipeline
+from fp_operator import labels, names
+
+PYTHON_DRIVER = "org.apache.flink.client.python.PythonDriver"
+JOB_MODULE = "fp_flink.job"
+PYTHON = "/usr/bin/python3"
+MAIN_CONTAINER = "flink-main-container"  # the name the Flink operator merges pod templates on
+
+
+def job_args(p: FraudPipeline) -> list[str]:
+    """PythonDriver arguments: Flink's -py* options first, then the job's own."""
+    s = p.spec.stream
+    args = ["-pym", JOB_MODULE,
+            "--pipeline", f"{p.namespace}/{p.name}",
+            "--bootstrap-servers", p.bootstrap_servers,
+            "--transactions-topic", p.topic_name("transactions"),
+            "--labels-topic", p.topic_name("labels"),
+            "--alerts-topic", p.topic_name("alerts"),
+            "--dead-letter-topic", p.topic_name("deadLetter")]
+    if p.spec.kafka.topics.scores is not None:
+        args += ["--scores-topic", p.topic_name("scores")]
+    args += ["--group-id", p.consumer_group,
+             "--scoring-mode", s.scoring.mode,
+             "--model-tag", p.spec.model.model_tag]
+    if s.scoring.mode == "embedded":
+        args += ["--model-path", s.scoring.model_path]
+    else:
+        args += ["--serving-url", names.serving_url(p), "--serving-timeout-ms", str(s.scoring.timeout_ms)]
+    if p.spec.model.threshold is not None:
+        args += ["--threshold", repr(float(p.spec.model.threshold))]
+    return args
+
+
+def flink_configuration(p: FraudPipeline) -> dict[str, str]:
+    """Flink configuration as strings (portable across Flink operator versions)."""
+    s = p.spec.stream
+    conf = {
+        "taskmanager.numberOfTaskSlots": str(s.task_manager.slots),
+        "pipeline.max-parallelism": str(s.max_parallelism),
+        "execution.checkpointing.interval": s.checkpoint_interval,
+        "execution.checkpointing.dir": s.state.checkpoint_dir,
+        "execution.checkpointing.savepoint-dir": s.state.savepoint_dir,
+        "metrics.reporter.prom.factory.class": "org.apache.flink.metrics.prometheus.PrometheusReporterFactory",
+        "metrics.reporter.prom.port": str(names.FLINK_METRICS_PORT),
+        "python.executable": PYTHON,
+        "python.client.executable": PYTHON,
+    }
+    if s.upgrade_mode != "stateless":
+        # last-state needs HA metadata; savepoint mode falls back to it when the job is unhealthy.
+        conf["high-availability.type"] = "kubernetes"
+        conf["high-availability.storageDir"] = s.state.ha_dir
+    if s.autoscaler.enabled:
+        conf["job.autoscaler.enabled"] = "true"
+        conf["job.autoscaler.utilization.target"] = str(s.autoscaler.utilization_target)
+    conf.update(s.flink_configuration)
+    return dict(sorted(conf.items()))
+
+
+def _pod_template(p: FraudPipeline) -> dict:
+    s = p.spec.stream
+    volume: dict = {"name": "flink-data"}
+    if s.state.volume_claim:
+        volume["persistentVolumeClaim"] = {"claimName": s.state.volume_claim}
+    else:
+        volume["emptyDir"] = {}
+    return {
+        "metadata": {"labels": labels.pod_labels(p, "stream")},
+        "spec": {
+            "containers": [{
+                "name": MAIN_CONTAINER,
+                "ports": [{"name": "metrics", "containerPort": names.FLINK_METRICS_PORT, "protocol": "TCP"}],
+                "volumeMounts": [{"name": "flink-data", "mountPath": names.FLINK_DATA_MOUNT}],
+            }],
+            "volumes": [volume],
+        },
+    }
+
+
+def build_flink_deployment(p: FraudPipeline) -> dict:
+    s = p.spec.stream
+    return {
+        "apiVersion": "flink.apache.org/v1beta1",
+        "kind": "FlinkDeployment",
+        "metadata": labels.metadata(p, names.stream(p), "stream"),
+        "spec": {
+            "image": s.image,
+            "imagePullPolicy": s.image_pull_policy,
+            "flinkVersion": s.flink_version,
+            "serviceAccount": names.flink_service_account(p),
+            "mode": "native",
+            "flinkConfiguration": flink_configuration(p),
+            "jobManager": {"replicas": 1, "resource": {"cpu": s.job_manager.resource.cpu,
+                                                       "memory": s.job_manager.resource.memory}},
+            "taskManager": {"resource": {"cpu": s.task_manager.resource.cpu,
+                                         "memory": s.task_manager.resource.memory}},
+            "podTemplate": _pod_template(p),
+            "job": {
+                "jarURI": names.jar_uri(p),
+                "entryClass": PYTHON_DRIVER,
+                "args": job_args(p),
+                "parallelism": s.parallelism,
+                "upgradeMode": s.upgrade_mode,
+                "state": "suspended" if p.spec.suspend else "running",
+            },
+        },
+    }
+
+
+def build_flink_service_account(p: FraudPipeline, cluster_role: str) -> list[dict]:
+    """ServiceAccount + RoleBinding for the Flink pods; nothing when the spec brings its own account."""
+    if p.spec.stream.service_account:
+        return []
+    name = names.flink_service_account(p)
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": labels.metadata(p, name, "stream"),
+         "automountServiceAccountToken": True},
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": labels.metadata(p, name, "stream"),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                     "name": cluster_role},
+         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": p.namespace}]},
+    ]
+

@@ -1,0 +1,20 @@
+"""Strimzi KafkaBridge (HTTP ingestion), in the pipeline's namespace, owned by the pipeline."""
+
+from __future__ import annotations
+
+from fraudpipeline.spec import FraudPipeline
+from fp_operator import labels, names
+
+
+def build_kafka_bridge(p: FraudPipeline, kafka_api_version: str) -> dict:
+    bridge = p.spec.kafka.bridge
+    return {
+        "apiVersion": f"kafka.strimzi.io/{kafka_api_version}",
+        "kind": "KafkaBridge",
+        "metadata": labels.metadata(p, names.bridge(p), "bridge"),
+        "spec": {
+            "replicas": 0 if p.spec.suspend else bridge.replicas,
+            "bootstrapServers": p.bootstrap_servers,
+            "http": {"port": bridge.port},
+        },
+    }

@@ -1,0 +1,89 @@
+"""`fraudpipe operator`: run the operator (out of cluster, or as the image's entry point) and
+regenerate its CRD. kopf and the kubernetes client are imported inside the commands."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="The FraudPipeline operator (kopf): run it, or regenerate its CRD.", no_args_is_help=True)
+
+
+@app.command("run")
+def run(
+    kubeconfig: Annotated[Path | None, typer.Option("--kubeconfig", help="Kubeconfig to use (default: $KUBECONFIG, "
+                                                    "~/.kube/config, else the in-cluster ServiceAccount).")] = None,
+    namespace: Annotated[list[str] | None, typer.Option("--namespace", "-n",
+                                                        help="Watch only this namespace (repeatable).")] = None,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A",
+                                                 help="Watch every namespace (the default).")] = False,
+    liveness_port: Annotated[int, typer.Option(help="Port of the liveness endpoint /healthz (0: none).")] = 8080,
+    metrics_port: Annotated[int, typer.Option(help="Port of the Prometheus endpoint /metrics (0: none).")] = 9090,
+    workers: Annotated[int | None, typer.Option(help="Reconcile worker threads "
+                                                     "(default: $FRAUDPIPE_OPERATOR_WORKERS or 4).")] = None,
+    peering: Annotated[str | None, typer.Option(help="Use kopf peering with this name (for several replicas); "
+                                                     "default: standalone, run one replica.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """Run the operator until interrupted; each reconcile is logged in one line."""
+    if namespace and all_namespaces:
+        raise typer.BadParameter("give either --namespace or --all-namespaces, not both")
+    if kubeconfig is not None:
+        if not kubeconfig.is_file():
+            raise typer.BadParameter(f"{kubeconfig} is not a file", param_hint="--kubeconfig")
+        os.environ["KUBECONFIG"] = str(kubeconfig.resolve())  # kopf's own login reads it too
+    if workers is not None:
+        os.environ["FRAUDPIPE_OPERATOR_WORKERS"] = str(workers)
+
+    import kopf
+    from prometheus_client import start_http_server
+
+    import fp_operator.handlers  # noqa: F401  (registers the handlers)
+    from fp_operator.runtime import Runtime
+
+    kopf.configure(verbose=verbose)
+    if not verbose:  # kopf logs every handled watch event; our reconciler logs one line per reconcile
+        import logging
+
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    runtime = Runtime.from_environment(str(kubeconfig) if kubeconfig else None)
+    if metrics_port:
+        start_http_server(metrics_port)
+    scope = f"namespaces {', '.join(namespace)}" if namespace else "all namespaces"
+    print(f"fraudpipeline operator: watching {scope}; liveness :{liveness_port}/healthz, "
+          f"metrics :{metrics_port}/metrics", file=sys.stderr, flush=True)
+    kopf.run(
+        standalone=peering is None,
+        peering_name=peering,
+        clusterwide=not namespace,
+        namespaces=namespace or (),
+        liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None,
+        memo=kopf.Memo(runtime=runtime),
+    )
+
+
+@app.command("crd")
+def crd(
+    write: Annotated[bool, typer.Option("--write", help="Write crds/ and the chart's copy.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 when a checked-in copy differs.")] = False,
+) -> None:
+    """Print the FraudPipeline CRD generated from fraudpipeline/spec.py (or write/check the copies)."""
+    from fp_operator.crd import crd_targets, render_crd, write_crds
+
+    if write:
+        for path in write_crds():
+            typer.echo(f"wrote {path}", err=True)
+        return
+    if check:
+        text = render_crd()
+        stale = [str(p) for p in crd_targets() if not p.exists() or p.read_text() != text]
+        if stale:
+            typer.echo(f"out of date: {', '.join(stale)}; run `fraudpipe operator crd --write`", err=True)
+            raise typer.Exit(1)
+        typer.echo("CRD copies are up to date", err=True)
+        return
+    typer.echo(render_crd(), nl=False)
