@@ -150,7 +150,7 @@ def run(config: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
     search_result = None
     if fold_splits:
         n_fits = len(models.GRID_LEARNING_RATE) * len(models.GRID_MAX_DEPTH) * len(fold_splits)
-        rep.stage(f"Validation search ({len(fold_splits)} folds)", total=n_fits)
+        rep.stage(f"Validation search ({len(fold_splits)} fold{'s' if len(fold_splits) > 1 else ''})", total=n_fits)
         search_result = models.search(table, features, fold_splits, threads=config.threads, seed=config.seed,
                                       on_fit=rep.advance)
         best = search_result.best
