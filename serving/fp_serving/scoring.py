@@ -1,0 +1,150 @@
+"""The model behind the API: load "fraud-xgb:<version>" from the BentoML store and score.
+
+Loading refuses, with a message saying what to do, any model the service cannot serve
+correctly: not in the store, not XGBoost, trained on other features, not a probability
+output, or without a usable threshold.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from fraudpipeline.features import FEATURE_NAMES
+from fp_serving.config import THRESHOLD_ENV, ServingSettings
+from fp_serving.schemas import Features, ModelInfo, feature_values
+
+N_FEATURES = len(FEATURE_NAMES)
+PROBABILITY_OBJECTIVES = ("binary:logistic", "reg:logistic")
+
+
+class ModelLoadError(RuntimeError):
+    """The configured model cannot be served; the message says why and what to do."""
+
+
+class Scorer:
+    """An XGBoost booster with its decision threshold and version; pure (no metrics, no I/O)."""
+
+    def __init__(self, booster: Any, info: ModelInfo) -> None:
+        # One thread per worker: XGBoost's default (all cores) leaves an OpenMP thread spinning
+        # after every call, which costs more than it saves at these sizes (serving-measured.md).
+        booster.set_param({"nthread": 1})
+        self.booster = booster
+        self.info = info
+        self.threshold = info.threshold
+        self.version = info.version
+        objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
+        if objective not in PROBABILITY_OBJECTIVES:
+            raise ModelLoadError(
+                f"model {info.tag} has objective {objective!r}, which does not output a "
+                f"probability: train it with one of {', '.join(PROBABILITY_OBJECTIVES)}"
+            )
+        if booster.num_features() != N_FEATURES:
+            raise ModelLoadError(
+                f"model {info.tag} takes {booster.num_features()} features, the contract has "
+                f"{N_FEATURES}: retrain it on fraudpipeline.features.FEATURE_NAMES"
+            )
+        # The first calls allocate XGBoost's predictor caches; pay for them before serving.
+        for n in (1, 256):
+            self.predict(np.zeros((n, N_FEATURES), dtype=np.float32))
+
+    def predict(self, matrix: np.ndarray) -> np.ndarray:
+        """Fraud probabilities for an (n, 15) float32 matrix in FEATURE_NAMES order."""
+        return self.booster.inplace_predict(matrix, validate_features=False)
+
+    @staticmethod
+    def matrix(rows: list[Features]) -> np.ndarray:
+        n = len(rows)
+        flat = itertools.chain.from_iterable(map(feature_values, rows))
+        return np.fromiter(flat, dtype=np.float32, count=n * N_FEATURES).reshape(n, N_FEATURES)
+
+    def decide(self, probabilities: np.ndarray) -> np.ndarray:
+        return probabilities >= self.threshold
+
+
+def _threshold(metadata: dict[str, Any], tag: str, override: float | None) -> tuple[float, str]:
+    if override is not None:
+        return override, "env"
+    value = metadata.get("threshold")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ModelLoadError(
+            f"model {tag} has no usable 'threshold' in its metadata (got {value!r}): retrain it "
+            f"with `fraudpipe train`, or set {THRESHOLD_ENV} to a number in [0, 1]"
+        )
+    return float(value), "model"
+
+
+def model_info(tag: str, created_at: str, metadata: dict[str, Any], override: float | None) -> ModelInfo:
+    """Check the contract's metadata keys and describe the model for /v1/model."""
+    features = metadata.get("features")
+    if features is None:
+        raise ModelLoadError(
+            f"model {tag} has no 'features' metadata: save it with `fraudpipe train`, which "
+            "records the feature list the model was trained on"
+        )
+    if list(features) != FEATURE_NAMES:
+        raise ModelLoadError(
+            f"model {tag} was trained on features {list(features)} but this service sends "
+            f"{FEATURE_NAMES}: retrain the model with the current fraudpipeline.features"
+        )
+    threshold, source = _threshold(metadata, tag, override)
+    name, _, version = tag.partition(":")
+    return ModelInfo(
+        tag=tag,
+        name=name,
+        version=version,
+        features=list(features),
+        threshold=threshold,
+        threshold_source=source,
+        metrics=dict(metadata.get("metrics") or {}),
+        train_window=dict(metadata.get("train_window") or {}),
+        xgboost_params=dict(metadata.get("xgboost_params") or {}),
+        created_at=created_at,
+        synthetic=bool(metadata.get("synthetic", False)),
+    )
+
+
+def _stored_model(settings: ServingSettings) -> tuple[Any, ModelInfo]:
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    tag = settings.model_tag
+    home = os.environ.get("BENTOML_HOME", "~/bentoml")
+    try:
+        model = bentoml.models.get(tag)
+    except NotFound:
+        raise ModelLoadError(
+            f"model {tag} is not in the BentoML model store at {home} (BENTOML_HOME): train one "
+            "with `fraudpipe train` or import it with `bentoml models import`, and list what is "
+            "there with `bentoml models list`"
+        ) from None
+    if model.info.module != "bentoml.xgboost":
+        raise ModelLoadError(
+            f"model {tag} was saved with {model.info.module}, not bentoml.xgboost: save it with "
+            "bentoml.xgboost.save_model (as `fraudpipe train` does)"
+        )
+    info = model_info(
+        str(model.tag), model.info.creation_time.isoformat(), dict(model.info.metadata),
+        settings.threshold_override,
+    )
+    return model, info
+
+
+def check_model(settings: ServingSettings) -> ModelInfo:
+    """The start-up check, without loading the booster: the model is there and fits."""
+    return _stored_model(settings)[1]
+
+
+def load_scorer(settings: ServingSettings) -> Scorer:
+    """Load the configured model from the BentoML store ($BENTOML_HOME)."""
+    import bentoml
+    import xgboost as xgb
+
+    model, info = _stored_model(settings)
+    loaded = bentoml.xgboost.load_model(model)
+    booster = loaded.get_booster() if isinstance(loaded, xgb.XGBModel) else loaded
+    return Scorer(booster, info)
