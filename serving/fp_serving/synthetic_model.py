@@ -101,12 +101,18 @@ def contract_metadata(
 
 
 def save_synthetic_model(
-    n_trees: int = 20, max_depth: int = 4, threshold: float = 0.5, seed: int = 0
+    n_trees: int = 20, max_depth: int = 4, threshold: float = 0.5, seed: int = 0,
+    export_path: str | None = None,
 ) -> str:
-    """Train and save into the BentoML store of this process ($BENTOML_HOME); return the tag."""
+    """Train and save into the BentoML store of this process ($BENTOML_HOME); return the tag.
+
+    With `export_path`, also write the booster as a plain XGBoost file (to check scores with).
+    """
     import bentoml
 
     booster, params, metrics = train_booster(n_trees=n_trees, max_depth=max_depth, seed=seed)
+    if export_path:
+        booster.save_model(export_path)
     model = bentoml.xgboost.save_model(
         MODEL_NAME,
         booster,
@@ -122,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--depth", type=int, default=4)
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--export", help="also write the booster to this .ubj/.json file")
     args = parser.parse_args(argv)
-    tag = save_synthetic_model(args.trees, args.depth, args.threshold, args.seed)
+    tag = save_synthetic_model(args.trees, args.depth, args.threshold, args.seed, args.export)
     print(json.dumps({"tag": tag}))
     return 0
 

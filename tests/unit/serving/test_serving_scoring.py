@@ -1,0 +1,94 @@
+"""The scorer: same numbers as XGBoost, one thread, and refusals for models it cannot serve."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import orjson
+import pytest
+import xgboost as xgb
+
+from fraudpipeline.features import FEATURE_NAMES
+from fp_serving.schemas import Features
+from fp_serving.scoring import ModelLoadError, Scorer, model_info
+from fp_serving.synthetic_model import contract_metadata, synthetic_features
+
+
+def test_probabilities_match_xgboost(scorer, booster_and_params):
+    booster = booster_and_params[0]
+    x = synthetic_features(64, seed=5)
+    p = scorer.predict(x)
+    assert p.shape == (64,)
+    assert np.all((p >= 0) & (p <= 1))
+    expected = booster.predict(xgb.DMatrix(x, feature_names=FEATURE_NAMES))
+    np.testing.assert_allclose(p, expected, rtol=0, atol=1e-6)
+
+
+def test_one_thread(scorer):
+    config = json.loads(scorer.booster.save_config())
+    assert config["learner"]["generic_param"]["nthread"] == "1"
+
+
+def test_matrix_follows_feature_names(feature_row):
+    rows = [Features.model_validate_json(orjson.dumps({**feature_row, "tx_amount": a})) for a in (1.0, 2.0)]
+    m = Scorer.matrix(rows)
+    assert m.dtype == np.float32 and m.shape == (2, len(FEATURE_NAMES))
+    assert m[:, 0].tolist() == [1.0, 2.0]
+    assert m[0, 1:].tolist() == pytest.approx([float(feature_row[n]) for n in FEATURE_NAMES[1:]])
+
+
+def test_decisions_at_threshold(scorer):
+    assert scorer.threshold == 0.3
+    assert scorer.decide(np.array([0.29, 0.3, 0.9])).tolist() == [False, True, True]
+
+
+def _metadata(booster_and_params, **changes):
+    _, params, metrics = booster_and_params
+    return {**contract_metadata(params, metrics, threshold=0.5), **changes}
+
+
+def test_threshold_override_wins(booster_and_params):
+    info = model_info("fraud-xgb:v", "t", _metadata(booster_and_params), 0.8)
+    assert (info.threshold, info.threshold_source) == (0.8, "env")
+    info = model_info("fraud-xgb:v", "t", _metadata(booster_and_params), None)
+    assert (info.threshold, info.threshold_source, info.version) == (0.5, "model", "v")
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"features": FEATURE_NAMES[::-1]}, "trained on features"),
+        ({"features": FEATURE_NAMES[:-1]}, "trained on features"),
+        ({"threshold": "high"}, "threshold"),
+        ({"threshold": 1.5}, "threshold"),
+    ],
+)
+def test_metadata_that_cannot_be_served_is_refused(booster_and_params, changes, needle):
+    with pytest.raises(ModelLoadError, match=needle):
+        model_info("fraud-xgb:v", "t", _metadata(booster_and_params, **changes), None)
+
+
+def test_missing_features_metadata_is_refused(booster_and_params):
+    meta = _metadata(booster_and_params)
+    del meta["features"]
+    with pytest.raises(ModelLoadError, match="no 'features'"):
+        model_info("fraud-xgb:v", "t", meta, None)
+
+
+def test_non_probability_objective_is_refused(booster_and_params):
+    x = synthetic_features(200, seed=2)
+    booster = xgb.train({"objective": "reg:squarederror", "nthread": 1},
+                        xgb.DMatrix(x, label=x[:, 0]), num_boost_round=2)
+    info = model_info("fraud-xgb:v", "t", _metadata(booster_and_params), None)
+    with pytest.raises(ModelLoadError, match="objective"):
+        Scorer(booster, info)
+
+
+def test_wrong_feature_count_is_refused(booster_and_params):
+    x = synthetic_features(200, seed=2)[:, :5]
+    booster = xgb.train({"objective": "binary:logistic", "nthread": 1},
+                        xgb.DMatrix(x, label=(x[:, 0] > 60).astype(int)), num_boost_round=2)
+    info = model_info("fraud-xgb:v", "t", _metadata(booster_and_params), None)
+    with pytest.raises(ModelLoadError, match="takes 5 features"):
+        Scorer(booster, info)
