@@ -289,6 +289,8 @@ class StateSpec(_Model):
 
     checkpoint_dir: str = Field("file:///flink-data/checkpoints", min_length=1, description="Checkpoint directory URI.")
     savepoint_dir: str = Field("file:///flink-data/savepoints", min_length=1, description="Savepoint directory URI.")
+    ha_dir: str = Field("file:///flink-data/ha", min_length=1, description=(
+        "high-availability.storageDir (Kubernetes HA, set unless upgradeMode is stateless)."))
     volume_claim: str | None = Field(None, pattern=DNS_LABEL, description=(
         "PersistentVolumeClaim mounted at /flink-data in every Flink pod. Default: an emptyDir."))
 
@@ -367,7 +369,7 @@ class FraudPipelineSpec(_Model):
 
 
 NAME_RULE = Cel(
-    rule=f"self.metadata.name.size() <= {MAX_NAME_LENGTH} && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+    rule=f"self.size() <= {MAX_NAME_LENGTH} && self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
     message=f"metadata.name must be a DNS label (lowercase letters, digits and '-', starting with a letter) of at "
             f"most {MAX_NAME_LENGTH} characters: child objects append suffixes such as -stream-rest",
     check=lambda name: len(name) <= MAX_NAME_LENGTH and bool(re.match(r"^[a-z]([-a-z0-9]*[a-z0-9])?$", name)))

@@ -50,7 +50,8 @@ def run(
         import logging
 
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    runtime = Runtime.from_environment(str(kubeconfig) if kubeconfig else None)
+        logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # liveness probes
+    runtime = Runtime.from_environment(str(kubeconfig) if kubeconfig else None, namespace or None)
     if metrics_port:
         start_http_server(metrics_port)
     scope = f"namespaces {', '.join(namespace)}" if namespace else "all namespaces"

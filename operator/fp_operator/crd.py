@@ -128,11 +128,12 @@ def build_crd() -> dict[str, Any]:
         "properties": {
             "apiVersion": {"type": "string", "description": "frauddetect.dev/v1alpha1"},
             "kind": {"type": "string", "description": "FraudPipeline"},
-            "metadata": {"type": "object"},
+            # The API server allows rules on metadata.name only: children's names derive from it.
+            "metadata": {"type": "object", "properties": {"name": {
+                "type": "string", "x-kubernetes-validations": [spec.NAME_RULE.crd()]}}},
             "spec": spec_schema,
             "status": status_schema,
         },
-        "x-kubernetes-validations": [spec.NAME_RULE.crd()],
     }
     return {
         "apiVersion": "apiextensions.k8s.io/v1",

@@ -180,6 +180,17 @@ class Kube:
             raise
         return True
 
+    def list(self, api_version: str, kind: str, namespace: str | None = None,
+             label_selector: str | None = None) -> list[dict]:
+        """Objects of a kind (apiVersion and kind filled in, as a watch would deliver them)."""
+        query = [("labelSelector", label_selector)] if label_selector else []
+        doc = self.request("GET", path_of(api_version, kind, namespace), verb="list", kind=kind, query=query)
+        items = (doc or {}).get("items") or []
+        for item in items:
+            item.setdefault("apiVersion", api_version)
+            item.setdefault("kind", kind)
+        return items
+
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict | None:
         try:
             return self.request("GET", path_of(api_version, kind, namespace, name), verb="get", kind=kind)

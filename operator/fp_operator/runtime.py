@@ -43,8 +43,9 @@ class RuntimeOptions:
 
 
 class Runtime:
-    def __init__(self, kube: Kube, options: RuntimeOptions | None = None):
+    def __init__(self, kube: Kube, options: RuntimeOptions | None = None, namespaces: list[str] | None = None):
         self.options = options or RuntimeOptions()
+        self.namespaces = list(namespaces or [])
         self.kube = kube
         self.cache = ObjectCache()
         self.queue = WorkQueue()
@@ -54,14 +55,45 @@ class Runtime:
         self._failures: dict[PipelineKey, int] = {}
 
     @classmethod
-    def from_environment(cls, kubeconfig: str | None = None) -> "Runtime":
-        return cls(Kube.from_config(kubeconfig), RuntimeOptions.from_env())
+    def from_environment(cls, kubeconfig: str | None = None, namespaces: list[str] | None = None) -> "Runtime":
+        return cls(Kube.from_config(kubeconfig), RuntimeOptions.from_env(), namespaces)
 
     # ---------------------------------------------------------------------------------- lifecycle
 
-    def start(self) -> None:
+    def prime(self, namespaces: list[str] | None = None) -> int:
+        """List the pipelines and every child kind once before reconciling (an informer's initial
+        list): a reconcile that ran before a child's watch had delivered it would re-apply it."""
+        from fraudpipeline.spec import API_VERSION, KIND
+        from fp_operator.labels import MANAGED_BY_SELECTOR
+
+        caps = self.reconciler.capabilities(refresh=True)
+        kinds = [(API_VERSION, KIND, None), ("apps/v1", "Deployment", MANAGED_BY_SELECTOR),
+                 ("v1", "Service", MANAGED_BY_SELECTOR), ("v1", "ServiceAccount", MANAGED_BY_SELECTOR),
+                 ("v1", "ConfigMap", MANAGED_BY_SELECTOR),
+                 ("autoscaling/v2", "HorizontalPodAutoscaler", MANAGED_BY_SELECTOR),
+                 ("policy/v1", "PodDisruptionBudget", MANAGED_BY_SELECTOR),
+                 ("rbac.authorization.k8s.io/v1", "RoleBinding", MANAGED_BY_SELECTOR)]
+        if caps.kafka_api_version:
+            kinds += [(f"kafka.strimzi.io/{caps.kafka_api_version}", k, MANAGED_BY_SELECTOR)
+                      for k in ("KafkaTopic", "KafkaBridge")]
+        if caps.flink:
+            kinds.append(("flink.apache.org/v1beta1", "FlinkDeployment", MANAGED_BY_SELECTOR))
+        kinds += [("monitoring.coreos.com/v1", k, MANAGED_BY_SELECTOR) for k in sorted(caps.monitoring)]
+        count = 0
+        for api_version, kind, selector in kinds:
+            for ns in namespaces or [None]:
+                for obj in self.kube.list(api_version, kind, ns, selector):
+                    self.cache.put(obj)
+                    count += 1
+        for key in self.cache.pipelines():
+            self.queue.add(key)
+        return count
+
+    def start(self, namespaces: list[str] | None = None) -> None:
         if self._threads:
             return
+        primed = self.prime(namespaces or self.namespaces)
+        log.info("cache primed with %d objects; %d pipelines to check", primed, len(self.cache.pipelines()))
         for i in range(self.options.workers):
             t = threading.Thread(target=self._work, name=f"reconcile-{i}", daemon=True)
             t.start()
