@@ -138,13 +138,13 @@ def _gc_and_batching(before: dict[str, float], after: dict[str, float], path: st
     def delta(key: str) -> float:
         return after.get(key, 0.0) - before.get(key, 0.0)
 
-    gen2 = 'generation="2"'
     rows = delta(f'fraudpipe_serving_predict_batch_rows_sum{{endpoint="{path}"}}')
     calls = delta(f'fraudpipe_serving_predict_batch_rows_count{{endpoint="{path}"}}')
-    gc_s = sum(delta(k) for k in after if k.startswith("fraudpipe_serving_gc_pause_seconds_sum"))
+    pause = "fraudpipe_serving_gc_pause_seconds"
     return {
-        "gc_pause_ms_total": round(gc_s * 1000, 1),
-        "gc_full_passes": int(delta(f"fraudpipe_serving_gc_pause_seconds_count{{{gen2}}}")),
+        # Wall time of the collector's passes, by generation (gen 2 = full passes).
+        "gc_pause_ms": {f"gen{g}": round(delta(f'{pause}_sum{{generation="{g}"}}') * 1000, 1) for g in range(3)},
+        "gc_passes": {f"gen{g}": int(delta(f'{pause}_count{{generation="{g}"}}')) for g in range(3)},
         "rows_per_model_call": round(rows / calls, 1) if calls else None,
     }
 
@@ -326,6 +326,16 @@ def _run(workdir: Path, duration: float, workers: int, connections: int, model_t
             say(_line(results[-1]))
 
     machine["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    machine["note"] = ("shared machine: CPU used by other processes during each scenario is in "
+                       "results[].cpu.everything_else_cores")
+    for row in results:
+        if row["name"].startswith("baseline"):
+            continue
+        stages_us = in_process["batch256" if row["rows_per_request"] > 1 else "single"]["total_us"]
+        server_us = row["cpu"]["server_ms_per_request"] * 1000
+        # Server CPU per request = scoring stages (measured in process) + everything HTTP.
+        row["cpu"]["scoring_stages_us_per_request"] = stages_us
+        row["cpu"]["http_stack_us_per_request"] = round(server_us - stages_us, 1)
     return {
         "benchmark": "serving",
         "machine": machine,
