@@ -37,6 +37,22 @@ _OTHER_PLURALS = {"CustomResourceDefinition": "customresourcedefinitions", "Name
                   "ClusterRoleBinding": "clusterrolebindings"}
 
 
+# Same spec as examples/minimal.yaml (a unit test keeps them equal); here so that the benchmark
+# does not depend on the examples folder being present.
+MINIMAL_SPEC = {
+    "kafka": {"cluster": "main"},
+    "model": {"image": "ghcr.io/frauddetect/fraudpipeline-serving:0.1.0", "modelTag": "fraud-xgb:q3x7kzd2"},
+    "stream": {"image": "ghcr.io/frauddetect/fraudpipeline-flink:0.1.0"},
+}
+
+
+def minimal_pipeline(namespace: str, name: str) -> dict:
+    import copy
+
+    return {"apiVersion": spec.API_VERSION, "kind": spec.KIND, "metadata": {"name": name, "namespace": namespace},
+            "spec": copy.deepcopy(MINIMAL_SPEC)}
+
+
 def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
     """Poll `check` until it returns something truthy; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout

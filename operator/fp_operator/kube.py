@@ -55,6 +55,11 @@ class ApiError(Exception):
         self.status, self.message, self.reason = status, message, reason
 
     @property
+    def namespace_terminating(self) -> bool:
+        """The API server refuses new objects in a namespace being deleted: nothing to repair there."""
+        return self.status == 403 and "being terminated" in self.message
+
+    @property
     def retryable(self) -> bool:
         return self.status in (0, 409, 429) or self.status >= 500
 

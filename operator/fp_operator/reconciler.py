@@ -85,8 +85,13 @@ class Reconciler:
         m = topic["metadata"]
         if (m.get("annotations") or {}).get(labels.STRIMZI_MANAGED) == "false":
             return
-        released = self.kube.merge_patch(topic["apiVersion"], "KafkaTopic", m["namespace"], m["name"],
-                                         {"metadata": {"annotations": {labels.STRIMZI_MANAGED: "false"}}})
+        try:
+            released = self.kube.merge_patch(topic["apiVersion"], "KafkaTopic", m["namespace"], m["name"],
+                                             {"metadata": {"annotations": {labels.STRIMZI_MANAGED: "false"}}})
+        except ApiError as exc:
+            if exc.status == 404:  # already gone (e.g. its namespace was deleted): nothing to release
+                return
+            raise
         self.cache.put(released)
 
     @staticmethod
@@ -144,6 +149,8 @@ class Reconciler:
                 applied += 1
                 metrics.APPLIES.labels(kind=obj["kind"]).inc()
             except ApiError as exc:
+                if exc.namespace_terminating:
+                    return None, f"skipped: namespace {obj['metadata']['namespace']} is being deleted"
                 errors.append(f"{obj['kind']}/{obj['metadata']['name']}: {exc.message}")
                 if exc.status == 404:  # a CRD went away: look again next time
                     self._caps = None

@@ -86,3 +86,9 @@ def test_crd_is_structural_and_complete():
     walk(root, "")
     assert not root["properties"]["spec"].get("x-kubernetes-preserve-unknown-fields")
     yaml.safe_load(render_crd())
+
+
+def test_benchmark_pipeline_is_the_minimal_example():
+    from fp_operator.harness import MINIMAL_SPEC
+
+    assert minimal_doc()["spec"] == MINIMAL_SPEC
