@@ -336,8 +336,14 @@ def _run(workdir: Path, duration: float, workers: int, connections: int, model_t
         # Server CPU per request = scoring stages (measured in process) + everything HTTP.
         row["cpu"]["scoring_stages_us_per_request"] = stages_us
         row["cpu"]["http_stack_us_per_request"] = round(server_us - stages_us, 1)
+    busy = [f"{r['name']} ({r['cpu']['everything_else_cores']} cores)" for r in results
+            if r["cpu"]["everything_else_cores"] > 0.5]
+    warnings = ([f"other processes took over half a core during: {', '.join(busy)}; the servers "
+                 "and the load generator shared what was left, so those figures understate them"]
+                if busy else [])
     return {
         "benchmark": "serving",
+        "warnings": warnings,
         "machine": machine,
         "model": {"tag": tag, "synthetic": synthetic, "trees": scorer.booster.num_boosted_rounds(),
                   "threshold": scorer.threshold},

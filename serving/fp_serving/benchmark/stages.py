@@ -16,15 +16,21 @@ from fp_serving.schemas import Features, Score, ScoreBatchRequest, feature_value
 from fp_serving.scoring import N_FEATURES, Scorer
 
 
-def _per_call_us(fn: Callable[[], Any], budget_s: float = 0.15) -> float:
+def _per_call_us(fn: Callable[[], Any], repeats: int = 5, budget_s: float = 0.04) -> float:
+    """Best of `repeats` short runs: on a shared machine the minimum is the cost, the rest is
+    other processes taking the CPU."""
     fn()
-    n, started = 0, time.perf_counter()
-    while True:
-        fn()
-        n += 1
-        elapsed = time.perf_counter() - started
-        if elapsed >= budget_s:
-            return elapsed / n * 1e6
+    best = float("inf")
+    for _ in range(repeats):
+        n, started = 0, time.perf_counter()
+        while True:
+            fn()
+            n += 1
+            elapsed = time.perf_counter() - started
+            if elapsed >= budget_s:
+                break
+        best = min(best, elapsed / n * 1e6)
+    return best
 
 
 def measure(scorer: Scorer, single_body: bytes, batch_body: bytes) -> dict[str, dict[str, float]]:
