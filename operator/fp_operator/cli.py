@@ -72,12 +72,14 @@ def crd(
     write: Annotated[bool, typer.Option("--write", help="Write crds/ and the chart's copy.")] = False,
     check: Annotated[bool, typer.Option("--check", help="Exit 1 when a checked-in copy differs.")] = False,
 ) -> None:
-    """Print the FraudPipeline CRD generated from fraudpipeline/spec.py (or write/check the copies)."""
-    from fp_operator.crd import crd_targets, render_crd, write_crds
+    """Print the FraudPipeline CRD generated from fraudpipeline/spec.py (or write/check the copies and the
+    field reference in docs/operator.md)."""
+    from fp_operator.crd import crd_targets, render_crd, write_crds, write_docs
 
     if write:
-        for path in write_crds():
-            typer.echo(f"wrote {path}", err=True)
+        for path in [*write_crds(), write_docs()]:
+            if path:
+                typer.echo(f"wrote {path}", err=True)
         return
     if check:
         text = render_crd()

@@ -92,3 +92,11 @@ def test_benchmark_pipeline_is_the_minimal_example():
     from fp_operator.harness import MINIMAL_SPEC
 
     assert minimal_doc()["spec"] == MINIMAL_SPEC
+
+
+def test_docs_field_reference_is_current():
+    from fp_operator.crd import DOC_BEGIN, DOC_END, spec_reference
+
+    text = (REPO / "docs" / "operator.md").read_text()
+    block = text.split(DOC_BEGIN, 1)[1].split(DOC_END, 1)[0]
+    assert block == "\n" + spec_reference(), "docs/operator.md is stale: run `fraudpipe operator crd --write`"
