@@ -52,45 +52,35 @@ def _have(folder: Path, names: list[str]) -> bool:
     return all(os.access(folder / n, os.X_OK) for n in names)
 
 
-def kube_binaries() -> Path:
-    """kube-apiserver, kube-controller-manager and kubectl, built once per version."""
-    out = cache.cache_dir("kube", f"v{cache.KUBE_VERSION}")
-    names = ["kube-apiserver", "kube-controller-manager", "kubectl"]
+def _build_once(name: str, out: Path, names: list[str], title: str, argv: list[str]) -> Path:
+    """Run the build unless `out` already holds `names`; one builder at a time across processes."""
     if _have(out, names):
         return out
     cache.require("go")
-    with build_lock("kube"):
+    with build_lock(name):
         if not _have(out, names):
-            run_build(f"Kubernetes v{cache.KUBE_VERSION} (kube-apiserver, kube-controller-manager, kubectl)",
-                      ["bash", str(SCRIPTS / "build-kube.sh"), cache.KUBE_VERSION, str(out),
-                       str(cache.cache_root() / "work" / "kube")],
-                      cache.cache_root() / "logs" / "kube-build.log", cache.go_env())
+            run_build(title, argv, cache.cache_root() / "logs" / f"{name}-build.log", cache.go_env())
     return out
+
+
+def kube_binaries() -> Path:
+    """kube-apiserver, kube-controller-manager and kubectl, built once per version."""
+    out = cache.cache_dir("kube", f"v{cache.KUBE_VERSION}")
+    return _build_once("kube", out, ["kube-apiserver", "kube-controller-manager", "kubectl"],
+                       f"Kubernetes v{cache.KUBE_VERSION} (kube-apiserver, kube-controller-manager, kubectl)",
+                       ["bash", str(SCRIPTS / "build-kube.sh"), cache.KUBE_VERSION, str(out),
+                        str(cache.cache_root() / "work" / "kube")])
 
 
 def etcd_binary() -> Path:
     out = cache.cache_dir("etcd", f"v{cache.ETCD_VERSION}")
-    if _have(out, ["etcd"]):
-        return out / "etcd"
-    cache.require("go")
-    with build_lock("etcd"):
-        if not _have(out, ["etcd"]):
-            run_build(f"etcd v{cache.ETCD_VERSION}",
-                      ["bash", str(SCRIPTS / "build-etcd.sh"), cache.ETCD_VERSION, str(out),
-                       str(cache.cache_root() / "work" / "etcd")],
-                      cache.cache_root() / "logs" / "etcd-build.log", cache.go_env())
-    return out / "etcd"
+    return _build_once("etcd", out, ["etcd"], f"etcd v{cache.ETCD_VERSION}",
+                       ["bash", str(SCRIPTS / "build-etcd.sh"), cache.ETCD_VERSION, str(out),
+                        str(cache.cache_root() / "work" / "etcd")]) / "etcd"
 
 
 def helm_binary() -> Path:
     out = cache.cache_dir("helm", f"v{cache.HELM_VERSION}")
-    if _have(out, ["helm"]):
-        return out / "helm"
-    cache.require("go")
-    with build_lock("helm"):
-        if not _have(out, ["helm"]):
-            minor = cache.KUBE_VERSION.split(".")[1]
-            run_build(f"helm v{cache.HELM_VERSION}",
-                      ["bash", str(SCRIPTS / "build-helm.sh"), cache.HELM_VERSION, minor, str(out)],
-                      cache.cache_root() / "logs" / "helm-build.log", cache.go_env())
-    return out / "helm"
+    minor = cache.KUBE_VERSION.split(".")[1]
+    return _build_once("helm", out, ["helm"], f"helm v{cache.HELM_VERSION}",
+                       ["bash", str(SCRIPTS / "build-helm.sh"), cache.HELM_VERSION, minor, str(out)]) / "helm"
