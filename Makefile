@@ -1,6 +1,8 @@
 # FraudPipeline development tasks. `make test` is the one test command (README, CI).
 SHELL := /bin/bash
-CACHE ?= $(HOME)/.cache/fraudpipeline
+# Every download and build is cached here (uv, Maven, Go, binaries); FRAUDPIPE_CACHE moves it.
+export FRAUDPIPE_CACHE ?= $(HOME)/.cache/fraudpipeline
+CACHE := $(FRAUDPIPE_CACHE)
 UV_VERSION := 0.13.9
 UV_HOME := $(CACHE)/tools/uv-$(UV_VERSION)
 UV := $(UV_HOME)/bin/uv
