@@ -207,7 +207,8 @@ class OperatorProcess:
         import httpx
 
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.extra_env}
+        # As in the image (operator/Dockerfile): one glibc arena pool instead of one per thread.
+        env = {"MALLOC_ARENA_MAX": "2", **os.environ, **self.extra_env}
         env.pop("KUBECONFIG", None)
         argv = [sys.executable, "-m", "fraudpipeline.cli", "operator", "run", "--all-namespaces",
                 "--kubeconfig", str(self.kubeconfig), "--liveness-port", str(self.liveness_port),
