@@ -417,7 +417,7 @@ class FraudPipeline(BaseModel):
         topic = self.spec.kafka.topics.all().get(role)
         if topic is not None and topic.name:
             return topic.name
-        return f"{self.namespace}.{self.name}.{_kebab(role)}"
+        return f"{self.namespace}.{self.name}.{topic_slug(role)}"
 
     @property
     def consumer_group(self) -> str:
@@ -428,7 +428,8 @@ class FraudPipeline(BaseModel):
         return f"http://{self.name}-model.{self.namespace}.svc:{SERVING_PORT}"
 
 
-def _kebab(role: str) -> str:
+def topic_slug(role: str) -> str:
+    """"deadLetter" -> "dead-letter": the role as it appears in default topic and object names."""
     return re.sub(r"([A-Z])", lambda m: "-" + m.group(1).lower(), role)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fraudpipeline.spec import FraudPipeline, SERVING_PORT, _kebab
+from fraudpipeline.spec import SERVING_PORT, FraudPipeline, topic_slug
 
 # Defaults of the stream image (docs/image-contracts.md).
 FLINK_PYTHON_JAR = {"v2_2": "local:///opt/flink/opt/flink-python-2.2.1.jar"}
@@ -42,7 +42,7 @@ def dashboard(p: FraudPipeline) -> str:
 def topic_object(p: FraudPipeline, role: str) -> str:
     """KafkaTopic object name. Namespace and pipeline names hold no dots, so the dotted form cannot
     collide between pipelines of different namespaces sharing one Kafka namespace."""
-    return f"{p.namespace}.{p.name}.{_kebab(role)}"
+    return f"{p.namespace}.{p.name}.{topic_slug(role)}"
 
 
 def serving_url(p: FraudPipeline) -> str:

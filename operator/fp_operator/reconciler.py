@@ -21,7 +21,7 @@ from fp_operator.builders import BuildOptions, Capabilities, build_children
 from fp_operator.cache import Key, ObjectCache, PipelineKey, _rv
 from fp_operator.diff import needs_apply, stamp
 from fp_operator.kube import ApiError, Kube
-from fp_operator.status import INVALID, Observation, Reason, compute_status, same_status
+from fp_operator.status import Observation, Reason, compute_status, same_status
 
 log = logging.getLogger("fp_operator.reconcile")
 WARNING_PHASES = {"Degraded", "Invalid"}
@@ -264,5 +264,3 @@ class Reconciler:
             self._written.pop(key, None)
             self._locks.pop(key, None)
 
-
-__all__ = ["Reconciler", "INVALID"]
