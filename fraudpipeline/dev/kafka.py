@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 from fraudpipeline.dev import cache
-from fraudpipeline.dev.process import ServerFailed, free_port, port_open, spawn, wait_healthy
+from fraudpipeline.dev.process import ServerFailed, free_port, port_open, spawn, stopped_on_failure, wait_healthy
 
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -106,9 +106,11 @@ def start(state_dir: Path) -> dict:
                          capture_output=True, text=True)
     if fmt.returncode != 0:
         raise ServerFailed(f"kafka storage format failed:\n{fmt.stdout}{fmt.stderr}")
-    proc = spawn([java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-                  "-cp", cp, "kafka.Kafka", str(props)], log)
     bootstrap = f"127.0.0.1:{port}"
-    waited = wait_healthy("kafka", proc, lambda: _answers(bootstrap), log, timeout=90)
+    with stopped_on_failure() as procs:
+        proc = spawn([java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+                      "-cp", cp, "kafka.Kafka", str(props)], log)
+        procs.append(proc)
+        waited = wait_healthy("kafka", proc, lambda: _answers(bootstrap), log, timeout=90)
     return {"kafka": {"bootstrap": bootstrap, "version": cache.KAFKA_VERSION, "started_in_s": round(waited, 2)},
             "pids": {"kafka": proc.pid}, "logs": {"kafka": str(log)}}

@@ -19,7 +19,7 @@ import yaml
 
 from fraudpipeline.dev import builds, cache
 from fraudpipeline.dev.certs import make_pki
-from fraudpipeline.dev.process import ServerFailed, free_port, spawn, wait_healthy
+from fraudpipeline.dev.process import ServerFailed, free_port, spawn, stopped_on_failure, wait_healthy
 
 FIELD_MANAGER = "fraudpipe-dev"
 
@@ -143,75 +143,79 @@ def start(state_dir: Path) -> dict:
     pids: dict[str, int] = {}
     out_logs: dict[str, str] = {}
 
-    etcd_client, etcd_peer = free_port(), free_port()
-    etcd_log = logs / "etcd.log"
-    etcd = spawn([bins["etcd"], "--name", "fraudpipe-dev", "--data-dir", str(home / "etcd"),
-                  "--listen-client-urls", f"http://127.0.0.1:{etcd_client}",
-                  "--advertise-client-urls", f"http://127.0.0.1:{etcd_client}",
-                  "--listen-peer-urls", f"http://127.0.0.1:{etcd_peer}",
-                  "--initial-advertise-peer-urls", f"http://127.0.0.1:{etcd_peer}",
-                  "--initial-cluster", f"fraudpipe-dev=http://127.0.0.1:{etcd_peer}",
-                  # test data only: skipping fsync makes every write much faster
-                  "--unsafe-no-fsync", "--log-level", "warn"], etcd_log)
-    pids["etcd"], out_logs["etcd"] = etcd.pid, str(etcd_log)
+    with stopped_on_failure() as procs:
+        etcd_client, etcd_peer = free_port(), free_port()
+        etcd_log = logs / "etcd.log"
+        etcd = spawn([bins["etcd"], "--name", "fraudpipe-dev", "--data-dir", str(home / "etcd"),
+                      "--listen-client-urls", f"http://127.0.0.1:{etcd_client}",
+                      "--advertise-client-urls", f"http://127.0.0.1:{etcd_client}",
+                      "--listen-peer-urls", f"http://127.0.0.1:{etcd_peer}",
+                      "--initial-advertise-peer-urls", f"http://127.0.0.1:{etcd_peer}",
+                      "--initial-cluster", f"fraudpipe-dev=http://127.0.0.1:{etcd_peer}",
+                      # test data only: skipping fsync makes every write much faster
+                      "--unsafe-no-fsync", "--log-level", "warn"], etcd_log)
+        procs.append(etcd)
+        pids["etcd"], out_logs["etcd"] = etcd.pid, str(etcd_log)
 
-    import httpx
+        import httpx
 
-    wait_healthy("etcd", etcd, lambda: httpx.get(f"http://127.0.0.1:{etcd_client}/health", timeout=1)
-                 .json().get("health") == "true", etcd_log, timeout=30)
+        wait_healthy("etcd", etcd, lambda: httpx.get(f"http://127.0.0.1:{etcd_client}/health", timeout=1)
+                     .json().get("health") == "true", etcd_log, timeout=30)
 
-    port = free_port()
-    server = f"https://127.0.0.1:{port}"
-    api_log = logs / "kube-apiserver.log"
-    api = spawn([bins["kube-apiserver"],
-                 f"--etcd-servers=http://127.0.0.1:{etcd_client}",
-                 "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
-                 f"--cert-dir={home / 'certs'}",
-                 f"--tls-cert-file={pki['apiserver_crt']}", f"--tls-private-key-file={pki['apiserver_key']}",
-                 f"--client-ca-file={pki['ca_crt']}",
-                 "--service-account-issuer=https://kubernetes.default.svc",
-                 f"--service-account-key-file={pki['sa_key']}",
-                 f"--service-account-signing-key-file={pki['sa_key']}",
-                 f"--token-auth-file={home / 'tokens.csv'}",
-                 "--authorization-mode=RBAC",
-                 "--service-cluster-ip-range=10.0.0.0/24",
-                 # no kubelet mints tokens here, so Pods must not wait for a ServiceAccount token
-                 "--disable-admission-plugins=ServiceAccount",
-                 "--allow-privileged=true",
-                 f"--audit-policy-file={home / 'audit-policy.yaml'}",
-                 f"--audit-log-path={home / 'audit.log'}",
-                 "--audit-log-format=json", "--audit-log-mode=blocking",
-                 ], api_log)
-    pids["kube-apiserver"], out_logs["kube-apiserver"] = api.pid, str(api_log)
+        port = free_port()
+        server = f"https://127.0.0.1:{port}"
+        api_log = logs / "kube-apiserver.log"
+        api = spawn([bins["kube-apiserver"],
+                     f"--etcd-servers=http://127.0.0.1:{etcd_client}",
+                     "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
+                     f"--cert-dir={home / 'certs'}",
+                     f"--tls-cert-file={pki['apiserver_crt']}", f"--tls-private-key-file={pki['apiserver_key']}",
+                     f"--client-ca-file={pki['ca_crt']}",
+                     "--service-account-issuer=https://kubernetes.default.svc",
+                     f"--service-account-key-file={pki['sa_key']}",
+                     f"--service-account-signing-key-file={pki['sa_key']}",
+                     f"--token-auth-file={home / 'tokens.csv'}",
+                     "--authorization-mode=RBAC",
+                     "--service-cluster-ip-range=10.0.0.0/24",
+                     # no kubelet mints tokens here, so Pods must not wait for a ServiceAccount token
+                     "--disable-admission-plugins=ServiceAccount",
+                     "--allow-privileged=true",
+                     f"--audit-policy-file={home / 'audit-policy.yaml'}",
+                     f"--audit-log-path={home / 'audit.log'}",
+                     "--audit-log-format=json", "--audit-log-mode=blocking",
+                     ], api_log)
+        procs.append(api)
+        pids["kube-apiserver"], out_logs["kube-apiserver"] = api.pid, str(api_log)
 
-    kubeconfig = home / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump(_kubeconfig(server, pki["ca_crt"], token)))
-    kubeconfig.chmod(0o600)
-    (home / "ca.crt").write_bytes(pki["ca_crt"].read_bytes())
-    http = client(server, str(kubeconfig))
-    waited = wait_healthy("kube-apiserver", api, lambda: http.get("/readyz").status_code == 200, api_log,
-                          timeout=90)
+        kubeconfig = home / "kubeconfig"
+        kubeconfig.write_text(yaml.safe_dump(_kubeconfig(server, pki["ca_crt"], token)))
+        kubeconfig.chmod(0o600)
+        (home / "ca.crt").write_bytes(pki["ca_crt"].read_bytes())
+        http = client(server, str(kubeconfig))
+        waited = wait_healthy("kube-apiserver", api, lambda: http.get("/readyz").status_code == 200, api_log,
+                              timeout=90)
 
-    controller_manager = False
-    if bins.get("kube-controller-manager"):
-        kcm_log = logs / "kube-controller-manager.log"
-        kcm_port = free_port()
-        kcm = spawn([bins["kube-controller-manager"], f"--kubeconfig={kubeconfig}",
-                     f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
-                     "--leader-elect=false", "--controllers=*",
-                     f"--service-account-private-key-file={pki['sa_key']}", f"--root-ca-file={pki['ca_crt']}",
-                     "--bind-address=127.0.0.1", f"--secure-port={kcm_port}", f"--cert-dir={home / 'kcm-certs'}",
-                     ], kcm_log)
-        pids["kube-controller-manager"], out_logs["kube-controller-manager"] = kcm.pid, str(kcm_log)
-        wait_healthy("kube-controller-manager", kcm,
-                     lambda: httpx.get(f"https://127.0.0.1:{kcm_port}/healthz", verify=False, timeout=1)
-                     .status_code == 200, kcm_log, timeout=60)
-        controller_manager = True
+        controller_manager = False
+        if bins.get("kube-controller-manager"):
+            kcm_log = logs / "kube-controller-manager.log"
+            kcm_port = free_port()
+            kcm = spawn([bins["kube-controller-manager"], f"--kubeconfig={kubeconfig}",
+                         f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
+                         "--leader-elect=false", "--controllers=*",
+                         f"--service-account-private-key-file={pki['sa_key']}", f"--root-ca-file={pki['ca_crt']}",
+                         "--bind-address=127.0.0.1", f"--secure-port={kcm_port}", f"--cert-dir={home / 'kcm-certs'}",
+                         ], kcm_log)
+            procs.append(kcm)
+            pids["kube-controller-manager"], out_logs["kube-controller-manager"] = kcm.pid, str(kcm_log)
+            wait_healthy("kube-controller-manager", kcm,
+                         lambda: httpx.get(f"https://127.0.0.1:{kcm_port}/healthz", verify=False, timeout=1)
+                         .status_code == 200, kcm_log, timeout=60)
+            controller_manager = True
 
-    files, missing = crd_files()
-    crds = install_crds(http, files)
-    for m in missing:
-        print(f"[fraudpipe dev] {m}", file=sys.stderr)
+        files, missing = crd_files()
+        crds = install_crds(http, files)
+        for m in missing:
+            print(f"[fraudpipe dev] {m}", file=sys.stderr)
     return {
         "kube": {"kubeconfig": str(kubeconfig), "server": server, "version": cache.KUBE_VERSION,
                  "controller_manager": controller_manager, "audit_log": str(home / "audit.log"),

@@ -7,7 +7,8 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -97,3 +98,19 @@ def stop(pid: int, timeout: float = 15.0) -> None:
                     pass
                 return
             time.sleep(0.1)
+
+
+@contextmanager
+def stopped_on_failure() -> Iterator[list[subprocess.Popen]]:
+    """Collect the processes a server start spawns; if the start fails, stop them all.
+
+    A half-started server would otherwise keep running without being recorded in env.json,
+    where `down` could never find it.
+    """
+    procs: list[subprocess.Popen] = []
+    try:
+        yield procs
+    except BaseException:
+        for proc in reversed(procs):
+            stop(proc.pid)
+        raise

@@ -15,7 +15,7 @@ import yaml
 
 from fraudpipeline.dev import cache
 from fraudpipeline.dev.builds import build_lock
-from fraudpipeline.dev.process import ServerFailed, free_port, spawn, wait_healthy
+from fraudpipeline.dev.process import ServerFailed, free_port, spawn, stopped_on_failure, wait_healthy
 
 
 def _extracted() -> Path | None:
@@ -92,14 +92,16 @@ def start(state_dir: Path) -> dict:
     if check.returncode != 0:
         raise ServerFailed(f"promtool rejected the generated config:\n{check.stdout}{check.stderr}")
     log = state_dir / "logs" / "prometheus.log"
-    proc = spawn([str(bin_dir / "prometheus"), f"--config.file={home / 'prometheus.yml'}",
-                  f"--storage.tsdb.path={home / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-                  "--web.enable-lifecycle", "--storage.tsdb.retention.time=1d"], log, cwd=home)
     url = f"http://127.0.0.1:{port}"
     import httpx
 
-    waited = wait_healthy("prometheus", proc, lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200,
-                          log, timeout=60)
+    with stopped_on_failure() as procs:
+        proc = spawn([str(bin_dir / "prometheus"), f"--config.file={home / 'prometheus.yml'}",
+                      f"--storage.tsdb.path={home / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
+                      "--web.enable-lifecycle", "--storage.tsdb.retention.time=1d"], log, cwd=home)
+        procs.append(proc)
+        waited = wait_healthy("prometheus", proc,
+                              lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200, log, timeout=60)
     return {"prometheus": {"url": url, "config": str(home / "prometheus.yml"), "targets_dir": str(home / "targets"),
                            "rules_dir": str(home / "rules"), "started_in_s": round(waited, 2)},
             "pids": {"prometheus": proc.pid}, "logs": {"prometheus": str(log)},
