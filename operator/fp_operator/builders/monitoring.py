@@ -48,43 +48,42 @@ def _selectors(p: FraudPipeline) -> tuple[str, str]:
     return model, stream
 
 
+def _alert(name: str, expr: str, wait: str, severity: str, who: dict, summary: str,
+           description: str | None = None) -> dict:
+    annotations = {"summary": summary, **({"description": description} if description else {})}
+    return {"alert": name, "expr": expr, "for": wait, "labels": {"severity": severity, **who},
+            "annotations": annotations}
+
+
 def alert_rules(p: FraudPipeline) -> list[dict]:
     model, stream = _selectors(p)
     who = {"fraudpipeline": p.name, "namespace": p.namespace}
+    ref = f"{p.namespace}/{p.name}"
     return [
-        {"alert": "FraudPipelineModelDown",
-         "expr": f"sum(up{{{model}}}) == 0 or absent(up{{{model}}})",
-         "for": "5m", "labels": {"severity": "critical", **who},
-         "annotations": {"summary": f"No model server of {p.namespace}/{p.name} is up",
-                         "description": "Remote scoring fails and /score returns errors."}},
-        {"alert": "FraudPipelineScoringSlow",
-         "expr": (f"histogram_quantile(0.99, sum by (le) (rate(bentoml_service_request_duration_seconds_bucket"
-                  f"{{{model}}}[5m]))) > 0.1"),
-         "for": "10m", "labels": {"severity": "warning", **who},
-         "annotations": {"summary": f"p99 scoring latency of {p.namespace}/{p.name} is above 100 ms"}},
-        {"alert": "FraudPipelineScoringErrors",
-         "expr": (f'sum(rate(bentoml_service_request_total{{{model}, http_response_code=~"5.."}}[5m])) / '
-                  f"sum(rate(bentoml_service_request_total{{{model}}}[5m])) > 0.01"),
-         "for": "10m", "labels": {"severity": "warning", **who},
-         "annotations": {"summary": f"More than 1% of scoring requests of {p.namespace}/{p.name} fail"}},
-        {"alert": "FraudPipelineStreamNotRunning",
-         "expr": f"max(flink_jobmanager_numRunningJobs{{{stream}}}) < 1 or absent(flink_jobmanager_numRunningJobs{{{stream}}})",
-         "for": "5m", "labels": {"severity": "critical", **who},
-         "annotations": {"summary": f"The Flink job of {p.namespace}/{p.name} is not running",
-                         "description": "Transactions are not being scored; see the FlinkDeployment's status."}},
-        {"alert": "FraudPipelineConsumerLag",
-         "expr": (f"max(flink_taskmanager_job_task_operator_KafkaSourceReader_KafkaConsumer_records_lag_max"
-                  f"{{{stream}}}) > 10000"),
-         "for": "10m", "labels": {"severity": "warning", **who},
-         "annotations": {"summary": f"The Flink job of {p.namespace}/{p.name} lags more than 10000 records"}},
-        {"alert": "FraudPipelineCheckpointsFailing",
-         "expr": f"increase(flink_jobmanager_job_numberOfFailedCheckpoints{{{stream}}}[15m]) > 0",
-         "for": "15m", "labels": {"severity": "warning", **who},
-         "annotations": {"summary": f"Checkpoints of {p.namespace}/{p.name} fail"}},
-        {"alert": "FraudPipelineDeadLetters",
-         "expr": f"sum(rate({JOB_METRIC_PREFIX}dead_letters{{{stream}}}[5m])) > 0",
-         "for": "15m", "labels": {"severity": "warning", **who},
-         "annotations": {"summary": f"{p.namespace}/{p.name} sends records to its dead-letter topic"}},
+        _alert("FraudPipelineModelDown", f"sum(up{{{model}}}) == 0 or absent(up{{{model}}})",
+               "5m", "critical", who, f"No model server of {ref} is up",
+               "Remote scoring fails and /score returns errors."),
+        _alert("FraudPipelineScoringSlow",
+               f"histogram_quantile(0.99, sum by (le) (rate(bentoml_service_request_duration_seconds_bucket"
+               f"{{{model}}}[5m]))) > 0.1",
+               "10m", "warning", who, f"p99 scoring latency of {ref} is above 100 ms"),
+        _alert("FraudPipelineScoringErrors",
+               f'sum(rate(bentoml_service_request_total{{{model}, http_response_code=~"5.."}}[5m])) / '
+               f"sum(rate(bentoml_service_request_total{{{model}}}[5m])) > 0.01",
+               "10m", "warning", who, f"More than 1% of scoring requests of {ref} fail"),
+        _alert("FraudPipelineStreamNotRunning",
+               f"max(flink_jobmanager_numRunningJobs{{{stream}}}) < 1 or absent(flink_jobmanager_numRunningJobs{{{stream}}})",
+               "5m", "critical", who, f"The Flink job of {ref} is not running",
+               "Transactions are not being scored; see the FlinkDeployment's status."),
+        _alert("FraudPipelineConsumerLag",
+               f"max(flink_taskmanager_job_task_operator_KafkaSourceReader_KafkaConsumer_records_lag_max"
+               f"{{{stream}}}) > 10000",
+               "10m", "warning", who, f"The Flink job of {ref} lags more than 10000 records"),
+        _alert("FraudPipelineCheckpointsFailing",
+               f"increase(flink_jobmanager_job_numberOfFailedCheckpoints{{{stream}}}[15m]) > 0",
+               "15m", "warning", who, f"Checkpoints of {ref} fail"),
+        _alert("FraudPipelineDeadLetters", f"sum(rate({JOB_METRIC_PREFIX}dead_letters{{{stream}}}[5m])) > 0",
+               "15m", "warning", who, f"{ref} sends records to its dead-letter topic"),
     ]
 
 
