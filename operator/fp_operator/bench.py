@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -52,19 +51,10 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _machine(kube_env: dict) -> dict:
-    import psutil
+    from fraudpipeline.benchmarks import machine_info
 
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpus": os.cpu_count(), "cpu_model": cpu, "memory_gb": round(psutil.virtual_memory().total / 2 ** 30, 1),
-            "python": platform.python_version(), "platform": platform.platform(),
-            "kube_apiserver": kube_env.get("version"), "note": "API server, etcd and controller-manager share the machine"}
+    return {**machine_info(("kopf", "kubernetes")), "kube_apiserver": kube_env.get("version"),
+            "note": "API server, etcd and controller-manager share the machine"}
 
 
 class RssSampler(threading.Thread):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -54,33 +53,9 @@ def scenarios(connections: int) -> tuple[list[Scenario], list[Scenario]]:
 
 
 def machine_info() -> dict[str, Any]:
-    import psutil
+    from fraudpipeline.benchmarks import machine_info as shared
 
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    from importlib.metadata import PackageNotFoundError, version
-
-    versions: dict[str, str | None] = {}
-    for dist in ("bentoml", "xgboost", "fastapi", "uvicorn", "pydantic"):
-        try:
-            versions[dist] = version(dist)
-        except PackageNotFoundError:
-            versions[dist] = None
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
-        "versions": versions,
-    }
+    return shared(("bentoml", "xgboost", "fastapi", "uvicorn", "pydantic"))
 
 
 def _bodies(workdir: Path, seed: int = 7) -> dict[str, Path]:
