@@ -1,15 +1,20 @@
 """`fraudpipe`: the one entry point for people.
 
-Subcommands live beside the code they drive; this module only wires them together. Heavy
-libraries (pyflink, bentoml, kopf) are imported inside the commands so that `fraudpipe --help`
-stays fast.
+Subcommands live beside the code they drive and are found through entry points (pyproject.toml):
+group `fraudpipe.commands` for top-level commands, `fraudpipe.bench` for `fraudpipe bench NAME`.
+An entry point whose package is not installed (an image carries only its own component) is left
+out. Heavy libraries (pyflink, bentoml, kopf) are imported inside the commands so that
+`fraudpipe --help` stays fast.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import entry_points
+
 import typer
 
-from fraudpipeline.dev.cli import app as dev_app
+COMMANDS_GROUP = "fraudpipe.commands"
+BENCH_GROUP = "fraudpipe.bench"
 
 app = typer.Typer(
     name="fraudpipe",
@@ -17,36 +22,35 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-app.add_typer(dev_app, name="dev")
-
 bench_app = typer.Typer(help="Benchmarks: measured figures as JSON on stdout.", no_args_is_help=True)
-app.add_typer(bench_app, name="bench")
 
 
-def _register_optional() -> None:
-    """Register subcommands whose modules exist (each component adds its own)."""
-    import importlib
+def _load(ep):
+    """The entry point's object, or None when its package is not in this installation."""
+    try:
+        return ep.load()
+    except ModuleNotFoundError as exc:
+        top = ep.value.split(":", 1)[0].split(".", 1)[0]
+        if exc.name and exc.name.split(".", 1)[0] == top:
+            return None  # that component is not installed here (e.g. dev tools in an image)
+        raise
 
-    for module, attr, target, name in (
-        ("fp_operator.cli", "app", app, "operator"),
-        ("fp_operator.bench", "command", bench_app, "operator"),
-        ("fp_serving.bench", "command", bench_app, "serving"),
-        ("fraudpipeline.training.cli", "command", app, "train"),
-    ):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name and module.startswith(exc.name):
-                continue  # component not written yet
-            raise
-        obj = getattr(mod, attr)
+
+def _register(target: typer.Typer, group: str) -> None:
+    for ep in sorted(entry_points(group=group), key=lambda e: e.name):
+        obj = _load(ep)
+        if obj is None:
+            continue
         if isinstance(obj, typer.Typer):
-            target.add_typer(obj, name=name)
+            target.add_typer(obj, name=ep.name)
         else:
-            target.command(name)(obj)
+            target.command(ep.name)(obj)
 
 
-_register_optional()
+_register(app, COMMANDS_GROUP)
+_register(bench_app, BENCH_GROUP)
+if bench_app.registered_commands or bench_app.registered_groups:
+    app.add_typer(bench_app, name="bench")
 
 
 def main() -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from fraudpipeline.dev import servers
-from fraudpipeline.dev.cache import MissingPrerequisite
+from fp_devtools import servers
+from fp_devtools.cache import MissingPrerequisite
 
 
 def pytest_addoption(parser):

@@ -51,7 +51,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 
 def _machine(kube_env: dict) -> dict:
-    from fraudpipeline.benchmarks import machine_info
+    from fp_devtools.machine import machine_info
 
     return {**machine_info(("kopf", "kubernetes")), "kube_apiserver": kube_env.get("version"),
             "note": "API server, etcd and controller-manager share the machine"}
@@ -258,7 +258,7 @@ def command(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from fraudpipeline.dev import servers
+    from fp_devtools import servers
 
     console = Console(stderr=True)
     env_file = dev_env or (Path(os.environ["FRAUDPIPE_DEV_ENV"]) if os.environ.get("FRAUDPIPE_DEV_ENV") else None)

@@ -75,7 +75,7 @@ class Cluster:
     """Admin access to the dev API server (plain HTTP calls, independent of the operator's code)."""
 
     def __init__(self, kube_env: dict):
-        from fraudpipeline.dev.kube import client
+        from fp_devtools.kube import client
 
         self.env = kube_env
         self.http = client(kube_env["server"], kube_env["kubeconfig"])
@@ -193,7 +193,7 @@ class OperatorProcess:
     """`fraudpipe operator run` in a subprocess, with its own log."""
 
     def __init__(self, kubeconfig: Path, log: Path, env: dict[str, str] | None = None, workers: int = 4):
-        from fraudpipeline.dev.process import free_port
+        from fp_devtools.process import free_port
 
         self.kubeconfig, self.log, self.extra_env, self.workers = kubeconfig, log, env or {}, workers
         self.liveness_port, self.metrics_port = free_port(), free_port()
@@ -246,7 +246,7 @@ class OperatorProcess:
         self.proc = None
 
     def tail(self, lines: int = 60) -> str:
-        from fraudpipeline.dev.process import log_tail
+        from fp_devtools.process import log_tail
 
         return log_tail(self.log, lines)
 

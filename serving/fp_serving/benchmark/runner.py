@@ -53,7 +53,7 @@ def scenarios(connections: int) -> tuple[list[Scenario], list[Scenario]]:
 
 
 def machine_info() -> dict[str, Any]:
-    from fraudpipeline.benchmarks import machine_info as shared
+    from fp_devtools.machine import machine_info as shared
 
     return shared(("bentoml", "xgboost", "fastapi", "uvicorn", "pydantic"))
 

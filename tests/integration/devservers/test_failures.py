@@ -5,8 +5,8 @@ from __future__ import annotations
 import psutil
 import pytest
 
-from fraudpipeline.dev import servers
-from fraudpipeline.dev.process import ServerFailed
+from fp_devtools import servers
+from fp_devtools.process import ServerFailed
 
 pytestmark = pytest.mark.integration
 

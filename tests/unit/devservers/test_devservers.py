@@ -7,8 +7,8 @@ import ipaddress
 import pytest
 from cryptography import x509
 
-from fraudpipeline.dev import kafka, kube, prometheus, servers
-from fraudpipeline.dev.certs import make_pki
+from fp_devtools import kafka, kube, prometheus, servers
+from fp_devtools.certs import make_pki
 
 
 def test_kafka_single_node_config_makes_internal_topics_creatable(tmp_path):

@@ -22,7 +22,7 @@ def _promtool() -> str:
     if shutil.which("promtool"):
         return shutil.which("promtool")
     try:
-        from fraudpipeline.dev.prometheus import _extracted
+        from fp_devtools.prometheus import _extracted
 
         found = _extracted()
     except Exception:  # noqa: BLE001 - no dev tooling here

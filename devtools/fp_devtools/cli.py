@@ -22,9 +22,9 @@ def up_cmd(
     state_dir: StateDir = Path(".fraudpipe/dev"),
 ) -> None:
     """Start the chosen servers, wait until each is healthy, write DIR/env.json and return."""
-    from fraudpipeline.dev import servers
-    from fraudpipeline.dev.cache import MissingPrerequisite
-    from fraudpipeline.dev.process import ServerFailed
+    from fp_devtools import servers
+    from fp_devtools.cache import MissingPrerequisite
+    from fp_devtools.process import ServerFailed
 
     chosen = [s.strip() for s in with_.split(",") if s.strip()]
     try:
@@ -46,9 +46,9 @@ def prepare_cmd(
     """Download and build what the servers need (into ~/.cache/fraudpipeline) without starting them."""
     import time
 
-    from fraudpipeline.dev import servers
-    from fraudpipeline.dev.cache import MissingPrerequisite
-    from fraudpipeline.dev.process import ServerFailed
+    from fp_devtools import servers
+    from fp_devtools.cache import MissingPrerequisite
+    from fp_devtools.process import ServerFailed
 
     t0 = time.monotonic()
     try:
@@ -64,7 +64,7 @@ def prepare_cmd(
 @app.command("down")
 def down_cmd(state_dir: StateDir = Path(".fraudpipe/dev")) -> None:
     """Stop exactly the processes that `up` started (as recorded in env.json)."""
-    from fraudpipeline.dev import servers
+    from fp_devtools import servers
 
     stopped = servers.down(state_dir)
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
@@ -74,7 +74,7 @@ def down_cmd(state_dir: StateDir = Path(".fraudpipe/dev")) -> None:
 def status_cmd(state_dir: StateDir = Path(".fraudpipe/dev"),
                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Tell what runs."""
-    from fraudpipeline.dev import servers
+    from fp_devtools import servers
 
     st = servers.status(state_dir)
     if as_json:

@@ -10,8 +10,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from fraudpipeline.dev import cache
-from fraudpipeline.dev.process import ServerFailed
+from fp_devtools import cache
+from fp_devtools.process import ServerFailed
 
 SCRIPTS = Path(__file__).with_name("scripts")
 

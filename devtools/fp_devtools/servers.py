@@ -7,8 +7,8 @@ import os
 import time
 from pathlib import Path
 
-from fraudpipeline.dev import builds, kafka, kube, prometheus
-from fraudpipeline.dev.process import alive, log_tail, stop
+from fp_devtools import builds, kafka, kube, prometheus
+from fp_devtools.process import alive, log_tail, stop
 
 SERVERS = ("kafka", "kube", "prometheus")
 # Which processes belong to which server, in the order they must stop.
@@ -82,7 +82,7 @@ def up(servers: list[str], state_dir: Path = DEFAULT_STATE_DIR) -> dict:
 
 def prepare(servers: list[str]) -> dict[str, str]:
     """Download or build everything the servers need, without starting them (warms the cache)."""
-    from fraudpipeline.dev import cache
+    from fp_devtools import cache
 
     done: dict[str, str] = {}
     for server in servers:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import yaml
 
-from fraudpipeline.dev import cache
-from fraudpipeline.dev.builds import build_lock
-from fraudpipeline.dev.process import ServerFailed, free_port, spawn, stopped_on_failure, wait_healthy
+from fp_devtools import cache
+from fp_devtools.builds import build_lock
+from fp_devtools.process import ServerFailed, free_port, spawn, stopped_on_failure, wait_healthy
 
 
 def _extracted() -> Path | None:

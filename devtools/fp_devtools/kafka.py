@@ -7,8 +7,8 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from fraudpipeline.dev import cache
-from fraudpipeline.dev.process import ServerFailed, free_port, port_open, spawn, stopped_on_failure, wait_healthy
+from fp_devtools import cache
+from fp_devtools.process import ServerFailed, free_port, port_open, spawn, stopped_on_failure, wait_healthy
 
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>

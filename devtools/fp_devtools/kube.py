@@ -17,9 +17,9 @@ from pathlib import Path
 
 import yaml
 
-from fraudpipeline.dev import builds, cache
-from fraudpipeline.dev.certs import make_pki
-from fraudpipeline.dev.process import ServerFailed, free_port, spawn, stopped_on_failure, wait_healthy
+from fp_devtools import builds, cache
+from fp_devtools.certs import make_pki
+from fp_devtools.process import ServerFailed, free_port, spawn, stopped_on_failure, wait_healthy
 
 FIELD_MANAGER = "fraudpipe-dev"
 
