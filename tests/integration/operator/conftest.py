@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from fp_operator.harness import AuditLog, Cluster, OperatorProcess, operator_identity, wait_for
+from fp_devtools.bench.operator_harness import AuditLog, Cluster, OperatorProcess, operator_identity, wait_for
 
 
 @pytest.fixture(scope="session")

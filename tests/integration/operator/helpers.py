@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from fraudpipeline.spec import API_VERSION, KIND
-from fp_operator.harness import Cluster, wait_for
+from fp_devtools.bench.operator_harness import Cluster, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
 

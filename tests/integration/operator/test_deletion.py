@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from helpers import children, create, pipeline_doc, wait_status
 
-from fp_operator.harness import describe, wait_for
+from fp_devtools.bench.operator_harness import describe, wait_for
 
 pytestmark = pytest.mark.integration
 STRIMZI_FINALIZER = "strimzi.io/topic-operator"

@@ -9,7 +9,7 @@ from helpers import (children, condition, create, edit_spec, flink_running, mode
 from fraudpipeline.spec import parse_pipeline
 from fp_operator.builders import Capabilities, build_children
 from fp_operator.diff import differences
-from fp_operator.harness import describe, wait_for
+from fp_devtools.bench.operator_harness import describe, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 from helpers import children, create, edit_spec, flink_running, model_pods_ready, pipeline_doc, topics_ready, \
     wait_status
 
-from fp_operator.harness import describe, wait_for
+from fp_devtools.bench.operator_harness import describe, wait_for
 
 pytestmark = pytest.mark.integration
 IDLE_SECONDS = float(os.environ.get("FRAUDPIPE_IDLE_SECONDS", "60"))

@@ -1,7 +1,7 @@
 """A real `bentoml serve fp_serving.service:FraudScorer` on a free loopback port.
 
 The model is a small synthetic one saved into a temporary BENTOML_HOME by a subprocess
-(`python -m fp_serving.synthetic_model`), so this test process never imports bentoml with a
+(`python -m fp_devtools.bench.serving.synthetic_model`), so this test process never imports bentoml with a
 store of its own. Readiness is polled on /readyz with a deadline.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fp_serving.benchmark.processes import ServerProcess, free_port
+from fp_devtools.bench.serving.processes import ServerProcess, free_port
 
 SERVICE = "fp_serving.service:FraudScorer"
 
@@ -32,7 +32,7 @@ def model_store(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("serving-store")
     home, booster_file = root / "bentoml", root / "model.ubj"
     done = subprocess.run(
-        [sys.executable, "-m", "fp_serving.synthetic_model", "--trees", "20", "--depth", "4",
+        [sys.executable, "-m", "fp_devtools.bench.serving.synthetic_model", "--trees", "20", "--depth", "4",
          "--threshold", "0.5", "--export", str(booster_file)],
         env=base_env(home), capture_output=True, text=True, timeout=120,
     )

@@ -13,7 +13,7 @@ import xgboost as xgb
 from prometheus_client.parser import text_string_to_metric_families
 
 from fraudpipeline.features import FEATURE_NAMES
-from fp_serving.synthetic_model import synthetic_features
+from fp_devtools.bench.serving.synthetic_model import synthetic_features
 
 SERVICE = "fp_serving.service:FraudScorer"
 

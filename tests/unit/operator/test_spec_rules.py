@@ -89,7 +89,7 @@ def test_crd_is_structural_and_complete():
 
 
 def test_benchmark_pipeline_is_the_minimal_example():
-    from fp_operator.harness import MINIMAL_SPEC
+    from fp_devtools.bench.operator_harness import MINIMAL_SPEC
 
     assert minimal_doc()["spec"] == MINIMAL_SPEC
 

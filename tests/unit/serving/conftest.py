@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fp_serving.scoring import Scorer, model_info
-from fp_serving.synthetic_model import contract_metadata, train_booster
+from fp_devtools.bench.serving.synthetic_model import contract_metadata, train_booster
 
 
 @pytest.fixture(scope="session")

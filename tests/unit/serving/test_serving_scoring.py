@@ -12,7 +12,7 @@ import xgboost as xgb
 from fraudpipeline.features import FEATURE_NAMES
 from fp_serving.schemas import Features
 from fp_serving.scoring import ModelLoadError, Scorer, model_info
-from fp_serving.synthetic_model import contract_metadata, synthetic_features
+from fp_devtools.bench.serving.synthetic_model import contract_metadata, synthetic_features
 
 
 def test_probabilities_match_xgboost(scorer, booster_and_params):

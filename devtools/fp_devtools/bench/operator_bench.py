@@ -84,7 +84,7 @@ def _expected_writes(doc_ns: str, name: str, caps) -> set[tuple[str, str, str]]:
     """(resource, namespace, name) of every child the operator must write for a minimal pipeline."""
     from fraudpipeline.spec import parse_pipeline
     from fp_operator.builders import build_children
-    from fp_operator.harness import minimal_pipeline
+    from fp_devtools.bench.operator_harness import minimal_pipeline
 
     doc = minimal_pipeline(doc_ns, name)
     doc["metadata"]["uid"] = "bench"
@@ -103,8 +103,8 @@ def _metric(text: str, name: str) -> float:
 def run_benchmark(kube_env: dict, helm: str | None, *, pipelines: int, samples: int, idle_seconds: float,
                   workers: int, progress) -> dict:
     from fp_operator.builders import Capabilities
-    from fp_operator.harness import AuditLog, Cluster, OperatorProcess, describe, minimal_pipeline, \
-        operator_identity, wait_for
+    from fp_devtools.bench.operator_harness import AuditLog, Cluster, OperatorProcess, describe, \
+        minimal_pipeline, operator_identity, wait_for
 
     cluster = Cluster(kube_env)
     cluster.install_crd()

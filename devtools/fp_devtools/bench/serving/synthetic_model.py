@@ -2,7 +2,7 @@
 
 It has the real model's shape (the 15 contract features, binary:logistic, the contract's
 metadata keys) so the service cannot tell it from a `fraudpipe train` model; its quality means
-nothing. Run as `python -m fp_serving.synthetic_model` to save one into $BENTOML_HOME and print
+nothing. Run as `python -m fp_devtools.bench.serving.synthetic_model` to save one into $BENTOML_HOME and print
 its tag (the tests and the benchmark do this in a subprocess so their BENTOML_HOME stays apart).
 """
 

@@ -2,7 +2,7 @@
 
 One row per request, a synchronous handler (FastAPI runs it in its thread pool), a pydantic
 input, a DMatrix per call, XGBoost's default thread count and a dict response. No batching and
-none of the service's tuning. Served by `uvicorn fp_serving.benchmark.baseline_app:app`
+none of the service's tuning. Served by `uvicorn fp_devtools.bench.serving.baseline_app:app`
 (access log off, so that logging does not weigh on the comparison) with the model file named
 by FRAUDPIPE_BASELINE_MODEL (the same booster the service serves).
 """

@@ -1,4 +1,4 @@
-"""HTTP load generator, run as its own process: `python -m fp_serving.benchmark.loadgen`.
+"""HTTP load generator, run as its own process: `python -m fp_devtools.bench.serving.loadgen`.
 
 A small HTTP/1.1 keep-alive client on asyncio protocols (uvloop when present), so that the
 generator spends a few tens of microseconds per request and leaves the shared CPU to the

@@ -35,7 +35,7 @@ def command(
     rows on a seed-style FastAPI + XGBoost baseline; report rows/s and p50/p95/p99 latency."""
     from rich.console import Console
 
-    from fp_serving.benchmark.runner import run
+    from fp_devtools.bench.serving.runner import run
 
     err = Console(stderr=True)
 

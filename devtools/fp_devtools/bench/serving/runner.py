@@ -1,7 +1,7 @@
 """Run the serving benchmark: the service and the seed-style baseline under the same load.
 
 Each server runs as `bentoml serve` / `uvicorn` in its own process group; the load comes from
-`fp_serving.benchmark.loadgen` in another process. Both share this machine's cores with each
+`fp_devtools.bench.serving.loadgen` in another process. Both share this machine's cores with each
 other (and with whatever else runs), so the report carries the CPU each side used.
 """
 
@@ -20,8 +20,8 @@ from typing import Any, Callable
 
 import orjson
 
-from fp_serving.benchmark import processes
-from fp_serving.benchmark.processes import ServerProcess
+from fp_devtools.bench.serving import processes
+from fp_devtools.bench.serving.processes import ServerProcess
 
 SERVICE = "fp_serving.service:FraudScorer"
 BATCH_ROWS = 256
@@ -59,7 +59,7 @@ def machine_info() -> dict[str, Any]:
 
 
 def _bodies(workdir: Path, seed: int = 7) -> dict[str, Path]:
-    from fp_serving.synthetic_model import synthetic_features
+    from fp_devtools.bench.serving.synthetic_model import synthetic_features
     from fraudpipeline.features import FEATURE_NAMES
 
     integer = {n for n in FEATURE_NAMES if n.startswith(("tx_during", "customer_nb", "terminal_nb"))}
@@ -84,7 +84,7 @@ def _prepare_model(model_tag: str | None, workdir: Path, say: Say) -> tuple[str,
     if "bentoml" in sys.modules and model_tag is None:
         raise RuntimeError("bentoml was imported before the benchmark set BENTOML_HOME")
     if model_tag is None:
-        from fp_serving.synthetic_model import save_synthetic_model
+        from fp_devtools.bench.serving.synthetic_model import save_synthetic_model
 
         say("training a synthetic stand-in model (100 trees, depth 6; quality meaningless)")
         return save_synthetic_model(n_trees=100, max_depth=6), home, True
@@ -156,13 +156,13 @@ class Profiler:
             return None
         if not out.exists():
             return None
-        from fp_serving.benchmark.profile_summary import summarize_raw
+        from fp_devtools.bench.serving.profile_summary import summarize_raw
 
         return summarize_raw(out.read_text())
 
 
 def _run_loadgen(url: str, body: Path, sc: Scenario, duration: float) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "fp_serving.benchmark.loadgen", "--url", url,
+    cmd = [sys.executable, "-m", "fp_devtools.bench.serving.loadgen", "--url", url,
            "--body-file", str(body), "--duration", str(duration),
            "--rows-per-request", str(BATCH_ROWS if sc.body == "batch" else 1)]
     cmd += ["--rate", str(sc.rate)] if sc.rate else ["--connections", str(sc.connections)]
@@ -255,7 +255,7 @@ def _run(workdir: Path, duration: float, workers: int, connections: int, model_t
     machine = machine_info()
     tag, home, synthetic = _prepare_model(model_tag, workdir, say)
 
-    from fp_serving.benchmark import stages
+    from fp_devtools.bench.serving import stages
     from fp_serving.config import ServingSettings
     from fp_serving.scoring import load_scorer
 
@@ -290,7 +290,7 @@ def _run(workdir: Path, duration: float, workers: int, connections: int, model_t
     say(f"starting the seed-style baseline (FastAPI + XGBoost, uvicorn) on {baseline_url}")
     base_env = {**env, "FRAUDPIPE_BASELINE_MODEL": str(model_file),
                 "FRAUDPIPE_BASELINE_THRESHOLD": str(scorer.threshold)}
-    with ServerProcess("baseline", [sys.executable, "-m", "uvicorn", "fp_serving.benchmark.baseline_app:app",
+    with ServerProcess("baseline", [sys.executable, "-m", "uvicorn", "fp_devtools.bench.serving.baseline_app:app",
                                     "--host", "127.0.0.1", "--port", str(base_port), "--no-access-log"],
                        base_env, workdir / "baseline.log") as baseline:
         baseline.wait_ready(baseline_url + "/health")
@@ -324,9 +324,9 @@ def _run(workdir: Path, duration: float, workers: int, connections: int, model_t
                   "threshold": scorer.threshold},
         "config": {
             "service": f"bentoml serve {SERVICE}, FRAUDPIPE_WORKERS={workers}",
-            "baseline": "uvicorn fp_serving.benchmark.baseline_app:app (1 process, sync FastAPI "
+            "baseline": "uvicorn fp_devtools.bench.serving.baseline_app:app (1 process, sync FastAPI "
                         "handler, DMatrix per call, default XGBoost threads, no access log)",
-            "load_generator": "python -m fp_serving.benchmark.loadgen (separate process, raw "
+            "load_generator": "python -m fp_devtools.bench.serving.loadgen (separate process, raw "
                               "HTTP/1.1 keep-alive; open loop timed from the scheduled send)",
             "duration_s_per_scenario": duration,
             "batch_rows": BATCH_ROWS,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from fp_serving.benchmark.loadgen import HTTPConnection, Recorder, build_request, summarize
-from fp_serving.benchmark.profile_summary import summarize_raw
-from fp_serving.benchmark.runner import targets
+from fp_devtools.bench.serving.loadgen import HTTPConnection, Recorder, build_request, summarize
+from fp_devtools.bench.serving.profile_summary import summarize_raw
+from fp_devtools.bench.serving.runner import targets
 
 
 def _feed(chunks):
