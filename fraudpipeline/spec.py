@@ -423,10 +423,6 @@ class FraudPipeline(BaseModel):
     def consumer_group(self) -> str:
         return self.spec.stream.consumer_group or f"fraudpipe.{self.namespace}.{self.name}"
 
-    @property
-    def serving_url(self) -> str:
-        return f"http://{self.name}-model.{self.namespace}.svc:{SERVING_PORT}"
-
 
 def topic_slug(role: str) -> str:
     """"deadLetter" -> "dead-letter": the role as it appears in default topic and object names."""
