@@ -64,6 +64,9 @@ def command(
         help="Event-time delay between a transaction and its label (the handbook's is 7 days).", min=0)] = 7.0,
     labels: Annotated[str, typer.Option(help="Labels to send: fraud (confirmed frauds only), all, none.")] = "fraud",
     limit: Annotated[Optional[int], typer.Option(help="Stop after this many transactions.", min=1)] = None,
+    via: Annotated[Optional[tuple[str, str]], typer.Option(
+        "--via", metavar="http URL", help="Send over HTTP through the ingest API (`fraudpipe ingest run`) or a "
+        "Strimzi Kafka Bridge at URL, e.g. --via http http://127.0.0.1:8080, instead of straight to Kafka.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the final count as JSON on stdout.")] = False,
 ) -> None:
     """Stream transactions (keyed by card) and their labels (keyed by terminal, later in event time)."""
@@ -85,7 +88,9 @@ def command(
                                  param_hint="--from") from None
     pace = _rate(rate)
     topics = _topics(pipeline_file, transactions_topic, labels_topic)
-    bootstrap = bootstrap_servers or _dev_bootstrap()
+    if via is not None and via[0] != "http":
+        raise typer.BadParameter(f"{via[0]!r}: write --via http URL", param_hint="--via")
+    bootstrap = via[1] if via is not None else bootstrap_servers or _dev_bootstrap()
     try:
         table, source = resolve_transactions(data, first, first + timedelta(days=days))
     except DataSetError as exc:
@@ -100,7 +105,13 @@ def command(
         err.print(f"[yellow]note:[/] {source.description}")
     choice: LabelChoice = labels  # type: ignore[assignment]
     events = replay_events(table, int(label_delay_days * 86_400_000_000), choice)
-    sink = KafkaSink(bootstrap, topics)
+    if via is not None:
+        from fraudpipeline.replay.http import HttpSink
+
+        sink = HttpSink(bootstrap, topics, on_retry=lambda why, wait: err.print(f"[yellow]retrying in {wait:g} s:[/] "
+                                                                                    f"{why}"))
+    else:
+        sink = KafkaSink(bootstrap, topics)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.fields[detail]}"))
     try:
@@ -114,7 +125,8 @@ def command(
     except DeliveryFailed as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
-    summary = {**counts.as_dict(), "topics": topics, "bootstrap_servers": bootstrap, "data": source.description,
+    summary = {**counts.as_dict(), "topics": topics, "bootstrap_servers": bootstrap, "via": via[0] if via else "kafka",
+               "data": source.description,
                "from": str(first), "days": days}
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
