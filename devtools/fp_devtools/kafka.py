@@ -90,20 +90,24 @@ def _answers(bootstrap: str) -> bool:
     return bool(md.brokers)
 
 
-def start(state_dir: Path) -> dict:
-    """Format storage and start the broker; returns its env.json entries once it answers."""
+def start(state_dir: Path, port: int | None = None, controller_port: int | None = None) -> dict:
+    """Format storage and start the broker; returns its env.json entries once it answers.
+
+    Given the ports of a broker stopped earlier in the same `state_dir`, this restarts that
+    broker with its data (storage already formatted is kept), at the same address.
+    """
     java = cache.require("java")
     cp = classpath()
     home = state_dir / "kafka"
     data = home / "data"
     home.mkdir(parents=True, exist_ok=True)
-    port, controller_port = free_port(), free_port()
+    port, controller_port = port or free_port(), controller_port or free_port()
     props = home / "server.properties"
     props.write_text(_properties(data, port, controller_port))
     log = state_dir / "logs" / "kafka.log"
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-    fmt = subprocess.run([java, "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
-                         capture_output=True, text=True)
+    fmt = subprocess.run([java, "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props),
+                          "--ignore-formatted"], capture_output=True, text=True)
     if fmt.returncode != 0:
         raise ServerFailed(f"kafka storage format failed:\n{fmt.stdout}{fmt.stderr}")
     bootstrap = f"127.0.0.1:{port}"
@@ -112,5 +116,6 @@ def start(state_dir: Path) -> dict:
                       "-cp", cp, "kafka.Kafka", str(props)], log)
         procs.append(proc)
         waited = wait_healthy("kafka", proc, lambda: _answers(bootstrap), log, timeout=90)
-    return {"kafka": {"bootstrap": bootstrap, "version": cache.KAFKA_VERSION, "started_in_s": round(waited, 2)},
+    return {"kafka": {"bootstrap": bootstrap, "version": cache.KAFKA_VERSION, "started_in_s": round(waited, 2),
+                      "controller_port": controller_port},
             "pids": {"kafka": proc.pid}, "logs": {"kafka": str(log)}}
