@@ -11,6 +11,9 @@ from fraudpipeline.features.definitions import (
     LABEL_DELAY_DAYS,
     NIGHT_LAST_HOUR,
     TERMINAL_WINDOWS_DAYS,
+    US_PER_DAY,
+    US_PER_HOUR,
+    time_flags,
 )
 
 __all__ = [
@@ -19,4 +22,7 @@ __all__ = [
     "LABEL_DELAY_DAYS",
     "NIGHT_LAST_HOUR",
     "TERMINAL_WINDOWS_DAYS",
+    "US_PER_DAY",
+    "US_PER_HOUR",
+    "time_flags",
 ]

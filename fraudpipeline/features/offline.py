@@ -17,13 +17,10 @@ from fraudpipeline.features.definitions import (
     CUSTOMER_WINDOWS_DAYS,
     FEATURE_NAMES,
     LABEL_DELAY_DAYS,
-    NIGHT_LAST_HOUR,
     TERMINAL_WINDOWS_DAYS,
+    US_PER_DAY,
+    time_flags,
 )
-
-US_PER_DAY = 86_400 * 1_000_000
-# Days 1970-01-01 (a Thursday) is weekday 3 counting Monday as 0.
-_EPOCH_WEEKDAY = 3
 
 
 def event_time_us(timestamps: pd.Series) -> np.ndarray:
@@ -32,14 +29,6 @@ def event_time_us(timestamps: pd.Series) -> np.ndarray:
     if getattr(ts.dt, "tz", None) is not None:
         ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
     return ts.to_numpy(dtype="datetime64[us]").astype(np.int64)
-
-
-def time_flags(times_us: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(weekend, night) as 0/1 floats from UTC epoch microseconds."""
-    days, in_day = np.divmod(times_us, US_PER_DAY)
-    weekday = (days + _EPOCH_WEEKDAY) % 7
-    hour = in_day // (3600 * 1_000_000)
-    return (weekday >= 5).astype(np.float64), (hour <= NIGHT_LAST_HOUR).astype(np.float64)
 
 
 def _group_order(keys: np.ndarray, times_us: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from fraudpipeline.data import SimulatorConfig, default_data_paths, load_transactions, simulate
+from fraudpipeline.data.loading import ENV_VAR, repo_root
+
+SHARED_DATASETS = repo_root().parent / "shared" / "datasets"
+
+
+def handbook_expected() -> bool:
+    """The handbook data must be used when FRAUDPIPE_DATA is set or ../shared/datasets exists."""
+    return bool(os.environ.get(ENV_VAR, "").strip()) or SHARED_DATASETS.is_dir()
 
 
 @pytest.fixture(scope="session")
@@ -14,10 +24,16 @@ def sample_transactions() -> pd.DataFrame:
     """About 45,000 handbook transactions over the whole 4.5 months (or simulator ones).
 
     A sample of customers plus a sample of terminals, so that both keys have full 30-day
-    histories and windows are exercised at every length.
+    histories and windows are exercised at every length. When the data set is expected (see
+    `handbook_expected`) but cannot be read, this fails: a quiet fall-back to the simulator
+    would let a broken data path pass.
     """
     paths = default_data_paths()
-    if all(p.exists() for p in paths):
+    if handbook_expected():
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            pytest.fail(f"the handbook data set is expected ({ENV_VAR} is set or {SHARED_DATASETS} exists) "
+                        f"but {', '.join(missing)} is missing: fix {ENV_VAR} or the shared folder")
         df = load_transactions(paths)
         keep = (df["customer_id"] % 40 == 0) | (df["terminal_id"] % 100 == 0)
         df = df[keep].reset_index(drop=True)
