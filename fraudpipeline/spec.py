@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJson
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError, core_schema
 
+from fraudpipeline.model import MODEL_TAG_MAX_LENGTH, MODEL_TAG_PATTERN
+
 GROUP = "frauddetect.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -41,7 +43,8 @@ DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 QUANTITY = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 FLINK_MEMORY = r"^[0-9]+(\.[0-9]+)?([kKmMgGtT]([bB])?)?$"
 DURATION = r"^[0-9]+ ?(ms|s|min|m|h|d)$"
-MODEL_TAG = r"^[A-Za-z0-9_.-]+:[A-Za-z0-9_.-]+$"
+# The model contract's tag rule (fraudpipeline.model): the API server refuses what serving would.
+MODEL_TAG = MODEL_TAG_PATTERN
 
 
 @dataclass(frozen=True)
@@ -230,7 +233,7 @@ Threshold = Annotated[float, Cel(rule="self >= 0.0 && self <= 1.0",
                                  message="threshold must be between 0 and 1 (a fraud probability)",
                                  check=lambda v: 0.0 <= v <= 1.0)]
 
-ModelTag = Annotated[str, Field(pattern=MODEL_TAG, max_length=253), Cel(
+ModelTag = Annotated[str, Field(pattern=MODEL_TAG, max_length=MODEL_TAG_MAX_LENGTH), Cel(
     rule="!self.endsWith(':latest')", message="modelTag must pin a version (fraud-xgb:<version>), not 'latest'",
     check=lambda v: not v.endswith(":latest"))]
 
@@ -243,7 +246,9 @@ class ModelSpec(_Model):
     image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field("IfNotPresent", description=(
         "Image pull policy of the model-server containers."))
     model_tag: ModelTag = Field(..., description=(
-        "BentoML model tag, e.g. fraud-xgb:q3x7kzd2. Passed as FRAUDPIPE_MODEL_TAG."))
+        "BentoML model tag name:version as `fraudpipe train` prints it, e.g. fraud-xgb:q3x7kzd2: each part 1-63 "
+        "lowercase letters, digits, '.', '_' or '-', starting and ending with a letter or digit. "
+        "Passed as FRAUDPIPE_MODEL_TAG."))
     threshold: Threshold | None = Field(None, description=(
         "Decision threshold (fraud probability). Default: the threshold saved with the model."))
     workers: int = Field(1, ge=1, le=64, description="Worker processes per model server (FRAUDPIPE_WORKERS).")

@@ -10,6 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from fraudpipeline.model import MODEL_NAME
+
 
 def _parse_day(value: str) -> date:
     try:
@@ -62,7 +64,11 @@ def command(
     export: Annotated[Optional[Path], typer.Option(
         "--export", help="Also write model.ubj and model.json (metadata) into this directory.")] = None,
     save: Annotated[bool, typer.Option(help="Save the model to the BentoML model store ($BENTOML_HOME).")] = True,
-    model_name: Annotated[str, typer.Option(help="Name in the BentoML model store.")] = "fraud-xgb",
+    model_name: Annotated[str, typer.Option(help="Name in the BentoML model store.")] = MODEL_NAME,
+    quick: Annotated[bool, typer.Option(
+        "--quick", help="A first run in seconds (the local mode's): no hyper-parameter search, the parameters "
+        "the full search picks on the handbook split (lr 0.1, depth 3, 200 trees), the threshold from one "
+        "validation week instead of four.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the result as JSON on stdout.")] = False,
 ) -> None:
     """Train the XGBoost fraud model on the handbook split and report AUC, AP and CP@100."""
@@ -78,7 +84,7 @@ def command(
         config = TrainConfig(
             train_start=start, train_days=train_days, delay_days=delay_days, test_days=test_days,
             data=data, validation_folds=validation_folds, threads=threads, seed=seed, save=save,
-            model_name=model_name, export_dir=export,
+            model_name=model_name, export_dir=export, quick=quick,
         )
     except ValueError as exc:
         err.print(f"[red]error:[/] {exc}")

@@ -30,10 +30,21 @@ BASE_PARAMS: dict[str, object] = {
     "base_score": 0.5,
 }
 
-# The searched grid (the handbook's Chapter 5 grid; tree counts are read off one 200-tree fit).
+# The searched grid: learning rate {0.1, 0.3} x depth {3, 6} x trees {25, 50, 100, 200}, 16
+# candidates from 4 fits per fold (the tree counts are read off one 200-tree fit).
+# It is NOT the handbook's Chapter 5 grid, which is learning rate {0.1, 0.3} x depth {3, 6, 9} x
+# trees {25, 50, 100}: depth 9 never came near the best validation AP here and costs the most
+# to fit, so it is left out; 200 trees is added because validation AP still rose from 100 to
+# 200 trees at learning rate 0.1, and the published test AP 0.684 rests on that choice (the
+# handbook's own grid gives 0.674 on the same split, issue 16). The search stays inside the
+# training window either way (the folds above), so adding a candidate never looks at the test.
 GRID_LEARNING_RATE = (0.1, 0.3)
 GRID_MAX_DEPTH = (3, 6)
 GRID_TREES = (25, 50, 100, 200)
+FULL_GRID: dict[str, tuple] = {"learning_rates": GRID_LEARNING_RATE, "max_depths": GRID_MAX_DEPTH, "trees": GRID_TREES}
+# `fraudpipe train --quick`: the candidate the full search picks on the handbook split, fitted on
+# one validation fold only to set the threshold; no search at all.
+QUICK_GRID: dict[str, tuple] = {"learning_rates": (0.1,), "max_depths": (3,), "trees": (200,)}
 DEFAULT_CHOICE = {"learning_rate": 0.1, "max_depth": 3, "n_trees": 100}
 
 

@@ -8,8 +8,10 @@ used once, to report the figures.
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from fraudpipeline.features import FEATURE_NAMES, LABEL_DELAY_DAYS, TERMINAL_WINDOWS_DAYS
+from fraudpipeline.model import MODEL_NAME, ModelMetadata, export_files, tag_problem
 from fraudpipeline.training import model as models
 from fraudpipeline.training.split import SplitDates, split
 
@@ -53,9 +56,10 @@ class TrainConfig:
     threads: int = 2
     seed: int = 0
     save: bool = True
-    model_name: str = "fraud-xgb"
+    model_name: str = MODEL_NAME
     export_dir: Path | None = None
     simulator_seed: int = 0
+    quick: bool = False  # one validation fold, one candidate (models.QUICK_CHOICE): for a first local run
 
     def __post_init__(self) -> None:
         for name in ("train_days", "test_days"):
@@ -67,6 +71,11 @@ class TrainConfig:
             raise ValueError(f"--validation-folds must be >= 0 (got {self.validation_folds})")
         if self.threads < 1:
             raise ValueError(f"--threads must be at least 1 (got {self.threads})")
+        if tag_problem(f"{self.model_name}:v1"):
+            raise ValueError(f"--model-name {self.model_name!r} is not a BentoML model name: 1-63 lowercase "
+                             f"letters, digits, '.', '_' or '-', starting and ending with a letter or digit")
+        if self.quick:
+            self.validation_folds = min(self.validation_folds, 1)
 
     @property
     def dates(self) -> SplitDates:
@@ -87,29 +96,56 @@ class TrainConfig:
 class TrainResult:
     summary: dict[str, Any]
     booster: Any = field(repr=False)
-    metadata: dict[str, Any] = field(repr=False)
+    metadata: ModelMetadata = field(repr=False)
 
 
 class TrainingError(RuntimeError):
     """The data cannot support the requested split."""
 
 
+@dataclass
+class LoadedData:
+    table: pd.DataFrame
+    source: Any  # fraudpipeline.data.DataSource
+    folds: list[SplitDates]  # the validation folds the data has history for
+
+
+@dataclass
+class Choice:
+    best: models.Candidate
+    threshold: float
+    search: models.SearchResult | None
+
+
+@dataclass
+class FinalModel:
+    booster: Any
+    params: dict[str, object]
+    train_idx: pd.Index
+    test_idx: pd.Index
+
+
 def _day(ts: pd.Timestamp) -> date:
     return ts.normalize().date()
 
 
-def run(config: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
-    from fraudpipeline.data import resolve_transactions
-    from fraudpipeline.features.offline import compute_features
+@contextmanager
+def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[key] = time.perf_counter() - started
 
-    rep = reporter or _Silent()
-    timings: dict[str, float] = {}
+
+def load_data(config: TrainConfig, rep: Reporter) -> LoadedData:
+    """The transactions from 37 days before the earliest training window to the test window's end."""
+    from fraudpipeline.data import resolve_transactions
+
     dates = config.dates
     folds = config.fold_dates()
     earliest_train = min([dates.train_start, *(f.train_start for f in folds)])
     load_start = earliest_train - timedelta(days=HISTORY_DAYS + 1)
-
-    t0 = time.perf_counter()
     rep.stage("Loading transactions")
     table, source = resolve_transactions(
         list(config.data) if config.data else None,
@@ -137,31 +173,36 @@ def run(config: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
     usable = [f for f in folds if f.train_start - timedelta(days=HISTORY_DAYS) >= first_day]
     if len(usable) < len(folds):
         rep.note(f"{len(folds) - len(usable)} validation fold(s) dropped: not enough history before {first_day}")
-    timings["load_s"] = time.perf_counter() - t0
+    return LoadedData(table, source, usable)
 
-    t0 = time.perf_counter()
+
+def compute_feature_table(table: pd.DataFrame, rep: Reporter) -> pd.DataFrame:
+    from fraudpipeline.features.offline import compute_features
+
     rep.stage("Computing features", total=1)
     features = compute_features(table)
     rep.advance()
-    timings["features_s"] = time.perf_counter() - t0
+    return features
 
-    t0 = time.perf_counter()
-    fold_splits = [split(table, f) for f in usable]
-    search_result = None
-    if fold_splits:
-        n_fits = len(models.GRID_LEARNING_RATE) * len(models.GRID_MAX_DEPTH) * len(fold_splits)
-        rep.stage(f"Validation search ({len(fold_splits)} fold{'s' if len(fold_splits) > 1 else ''})", total=n_fits)
-        search_result = models.search(table, features, fold_splits, threads=config.threads, seed=config.seed,
-                                      on_fit=rep.advance)
-        best = search_result.best
-        threshold = models.f1_threshold(search_result.labels, search_result.scores)
-    else:
-        best = models.Candidate(**models.DEFAULT_CHOICE)
-        threshold = 0.5
+
+def choose_parameters(config: TrainConfig, data: LoadedData, features: pd.DataFrame, rep: Reporter) -> Choice:
+    """Hyper-parameters and threshold from the validation folds (never the test window)."""
+    fold_splits = [split(data.table, f) for f in data.folds]
+    if not fold_splits:
         rep.note("no validation fold: fixed parameters and threshold 0.5")
-    timings["search_s"] = time.perf_counter() - t0
+        return Choice(models.Candidate(**models.DEFAULT_CHOICE), 0.5, None)
+    grid = models.QUICK_GRID if config.quick else models.FULL_GRID
+    n_fits = len(grid["learning_rates"]) * len(grid["max_depths"]) * len(fold_splits)
+    rep.stage(f"Validation search ({len(fold_splits)} fold{'s' if len(fold_splits) > 1 else ''})", total=n_fits)
+    result = models.search(data.table, features, fold_splits, threads=config.threads, seed=config.seed,
+                           on_fit=rep.advance, **grid)
+    return Choice(result.best, models.f1_threshold(result.labels, result.scores), result)
 
-    t0 = time.perf_counter()
+
+def fit_final(config: TrainConfig, data: LoadedData, features: pd.DataFrame, best: models.Candidate,
+              rep: Reporter) -> FinalModel:
+    """The model trained on the training window with the chosen parameters."""
+    dates, table = config.dates, data.table
     train_idx, test_idx = split(table, dates)
     if len(test_idx) == 0 or table.loc[test_idx, "fraud"].nunique() < 2:
         raise TrainingError(f"the test window {dates.test_start}..{dates.test_end - timedelta(days=1)} "
@@ -172,77 +213,117 @@ def run(config: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
     params = models.xgb_params(best, threads=config.threads, seed=config.seed)
     booster = models.fit(features.loc[train_idx], table.loc[train_idx, "fraud"].to_numpy(), params, best.n_trees)
     rep.advance()
-    timings["fit_s"] = time.perf_counter() - t0
+    return FinalModel(booster, params, train_idx, test_idx)
 
-    t0 = time.perf_counter()
+
+def evaluate_on_test(data: LoadedData, features: pd.DataFrame, final: FinalModel, choice: Choice,
+                     rep: Reporter) -> dict[str, Any]:
+    """AUC, AP and CP@100 on the test window (used once), plus the alerts at the threshold."""
     rep.stage("Evaluating on the test window", total=1)
-    test = table.loc[test_idx]
-    scores = models.predict(booster, features.loc[test_idx])
-    metrics = models.evaluate(test, scores)
-    alerts = scores >= threshold
+    table = data.table
+    test = table.loc[final.test_idx]
+    scores = models.predict(final.booster, features.loc[final.test_idx])
+    metrics: dict[str, Any] = models.evaluate(test, scores)
+    alerts = scores >= choice.threshold
     y = test["fraud"].to_numpy().astype(bool)
     metrics.update(
         {
             "precision_at_threshold": float((alerts & y).sum() / max(alerts.sum(), 1)),
             "recall_at_threshold": float((alerts & y).sum() / max(y.sum(), 1)),
-            "n_train": int(len(train_idx)),
-            "n_train_frauds": int(table.loc[train_idx, "fraud"].sum()),
-            "n_test": int(len(test_idx)),
+            "n_train": int(len(final.train_idx)),
+            "n_train_frauds": int(table.loc[final.train_idx, "fraud"].sum()),
+            "n_test": int(len(final.test_idx)),
             "n_test_frauds": int(y.sum()),
         }
     )
-    if search_result:
-        chosen = next(r for r in search_result.table
-                      if (r["learning_rate"], r["max_depth"], r["n_trees"]) == (best.learning_rate, best.max_depth, best.n_trees))
+    if choice.search:
+        best = choice.best
+        chosen = next(r for r in choice.search.table
+                      if (r["learning_rate"], r["max_depth"], r["n_trees"]) == (best.learning_rate, best.max_depth,
+                                                                                best.n_trees))
         metrics.update({f"validation_{m}": chosen[m] for m in ("auc", "ap", "cp100")})
     rep.advance()
-    timings["evaluate_s"] = time.perf_counter() - t0
+    return metrics
 
-    metadata = {
-        "features": list(FEATURE_NAMES),
-        "threshold": float(threshold),
-        "train_window": dates.as_metadata(),
-        "metrics": {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()},
-        "xgboost_params": {**{k: v for k, v in params.items() if k != "nthread"}, "num_boost_round": best.n_trees},
-        "data": source.description,
-        "validation_folds": [
+
+def build_metadata(config: TrainConfig, data: LoadedData, final: FinalModel, choice: Choice,
+                   metrics: dict[str, Any]) -> ModelMetadata:
+    return ModelMetadata(
+        features=list(FEATURE_NAMES),
+        threshold=float(choice.threshold),
+        train_window=config.dates.as_metadata(),
+        metrics={k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()},
+        xgboost_params={**{k: v for k, v in final.params.items() if k != "nthread"},
+                        "num_boost_round": choice.best.n_trees},
+        data=data.source.description,
+        quick=config.quick,
+        validation_folds=[
             {"train_start": m["start"], "train_end": m["end"], "valid_start": m["test_start"], "valid_end": m["test_end"]}
-            for m in (f.as_metadata() for f in usable)
+            for m in (f.as_metadata() for f in data.folds)
         ],
-    }
+    )
 
-    t0 = time.perf_counter()
-    tag = None
+
+def save_model(config: TrainConfig, booster: Any, metadata: ModelMetadata,
+               rep: Reporter) -> tuple[ModelMetadata, dict[str, str] | None]:
+    """Into the BentoML store (the tag goes into the metadata) and/or the export directory."""
     if config.save:
         rep.stage("Saving to the BentoML model store", total=1)
         from fraudpipeline.training.store import save_to_bentoml
 
         tag = save_to_bentoml(booster, metadata, config.model_name)
+        metadata = metadata.model_copy(update={"tag": tag})
         rep.advance()
     exported = None
     if config.export_dir is not None:
-        from fraudpipeline.training.store import export_files
+        exported = export_files(booster, metadata, config.export_dir)
+    return metadata, exported
 
-        exported = export_files(booster, {**metadata, "model_tag": tag}, config.export_dir)
-    timings["save_s"] = time.perf_counter() - t0
 
-    summary = {
+def summarize(config: TrainConfig, metadata: ModelMetadata, final: FinalModel, choice: Choice,
+              metrics: dict[str, Any], exported: dict[str, str] | None, timings: dict[str, float]) -> dict[str, Any]:
+    best, params = choice.best, final.params
+    return {
         "auc": round(metrics["auc"], 4),
         "ap": round(metrics["ap"], 4),
         "cp100": round(metrics["cp100"], 4),
         "n_train": metrics["n_train"],
         "n_test": metrics["n_test"],
         "n_test_frauds": metrics["n_test_frauds"],
-        "model_tag": tag,
-        "threshold": round(float(threshold), 6),
+        "model_tag": metadata.tag,
+        "threshold": round(float(choice.threshold), 6),
         "precision_at_threshold": round(metrics["precision_at_threshold"], 4),
         "recall_at_threshold": round(metrics["recall_at_threshold"], 4),
         "params": {"learning_rate": best.learning_rate, "max_depth": best.max_depth, "n_trees": best.n_trees,
                    "tree_method": params["tree_method"], "max_bin": params["max_bin"], "base_score": params["base_score"]},
-        "validation": {k: round(metrics[k], 4) for k in ("validation_auc", "validation_ap", "validation_cp100") if k in metrics},
-        "train_window": dates.as_metadata(),
-        "data": source.description,
+        "validation": {k: round(metrics[k], 4) for k in ("validation_auc", "validation_ap", "validation_cp100")
+                       if k in metrics},
+        "quick": config.quick,
+        "train_window": config.dates.as_metadata(),
+        "data": metadata.get("data"),
         "export": exported,
         "timings_s": {k: round(v, 2) for k, v in timings.items()},
+        # What else ran on the machine: a train time means little without it.
+        "load_average_1min": round(os.getloadavg()[0], 2),
     }
-    return TrainResult(summary=summary, booster=booster, metadata=metadata)
+
+
+def run(config: TrainConfig, reporter: Reporter | None = None) -> TrainResult:
+    """Load, features, validation search, final fit, test once, save: one named stage each."""
+    rep = reporter or _Silent()
+    timings: dict[str, float] = {}
+    with _timed(timings, "load_s"):
+        data = load_data(config, rep)
+    with _timed(timings, "features_s"):
+        features = compute_feature_table(data.table, rep)
+    with _timed(timings, "search_s"):
+        choice = choose_parameters(config, data, features, rep)
+    with _timed(timings, "fit_s"):
+        final = fit_final(config, data, features, choice.best, rep)
+    with _timed(timings, "evaluate_s"):
+        metrics = evaluate_on_test(data, features, final, choice, rep)
+    metadata = build_metadata(config, data, final, choice, metrics)
+    with _timed(timings, "save_s"):
+        metadata, exported = save_model(config, final.booster, metadata, rep)
+    summary = summarize(config, metadata, final, choice, metrics, exported, timings)
+    return TrainResult(summary=summary, booster=final.booster, metadata=metadata)

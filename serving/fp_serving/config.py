@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from dataclasses import dataclass
 from typing import Mapping
+
+from fraudpipeline.model import MODEL_TAG_EXAMPLE, tag_problem
 
 MODEL_TAG_ENV = "FRAUDPIPE_MODEL_TAG"
 THRESHOLD_ENV = "FRAUDPIPE_THRESHOLD"
 WORKERS_ENV = "FRAUDPIPE_WORKERS"
-
-# BentoML tags are name:version with lowercase letters, digits, '-', '_' and '.'.
-_TAG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*:[a-z0-9][a-z0-9._-]*$")
 
 
 class ServingConfigError(ValueError):
@@ -53,18 +51,12 @@ def read_settings(env: Mapping[str, str] | None = None) -> ServingSettings:
     if not tag:
         raise ServingConfigError(
             f"{MODEL_TAG_ENV} is not set: set it to the BentoML tag of the model to serve, "
-            "e.g. fraud-xgb:abc123 (`bentoml models list` shows the tags in $BENTOML_HOME)"
+            f"e.g. {MODEL_TAG_EXAMPLE} (`bentoml models list` shows the tags in $BENTOML_HOME)"
         )
-    if not _TAG_RE.match(tag):
-        raise ServingConfigError(
-            f"{MODEL_TAG_ENV}={tag!r} is not a pinned BentoML tag: use name:version, e.g. "
-            "fraud-xgb:abc123 (lowercase letters, digits, '.', '_' and '-')"
-        )
-    if tag.endswith(":latest"):
-        raise ServingConfigError(
-            f"{MODEL_TAG_ENV}={tag!r} floats: pin the version (e.g. fraud-xgb:abc123) so a "
-            "redeploy cannot silently change the model"
-        )
+    # The contract's rule (fraudpipeline.model), the same as the CRD's modelTag pattern.
+    problem = tag_problem(tag)
+    if problem:
+        raise ServingConfigError(f"{MODEL_TAG_ENV}={problem}")
     threshold: float | None = None
     raw = env.get(THRESHOLD_ENV, "").strip()
     if raw:

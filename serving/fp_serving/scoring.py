@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from fraudpipeline.features import FEATURE_NAMES
+from fraudpipeline.model import ModelContractError, ModelMetadata
 from fp_serving.config import THRESHOLD_ENV, ServingSettings
 from fp_serving.schemas import Features, ModelInfo, feature_values
 
@@ -62,49 +63,30 @@ class Scorer:
         flat = itertools.chain.from_iterable(map(feature_values, rows))
         return np.fromiter(flat, dtype=np.float32, count=n * N_FEATURES).reshape(n, N_FEATURES)
 
-    def decide(self, probabilities: np.ndarray) -> np.ndarray:
-        return probabilities >= self.threshold
-
-
-def _threshold(metadata: dict[str, Any], tag: str, override: float | None) -> tuple[float, str]:
-    if override is not None:
-        return override, "env"
-    value = metadata.get("threshold")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ModelLoadError(
-            f"model {tag} has no usable 'threshold' in its metadata (got {value!r}): retrain it "
-            f"with `fraudpipe train`, or set {THRESHOLD_ENV} to a number in [0, 1]"
-        )
-    return float(value), "model"
-
 
 def model_info(tag: str, created_at: str, metadata: dict[str, Any], override: float | None) -> ModelInfo:
-    """Check the contract's metadata keys and describe the model for /v1/model."""
-    features = metadata.get("features")
-    if features is None:
-        raise ModelLoadError(
-            f"model {tag} has no 'features' metadata: save it with `fraudpipe train`, which "
-            "records the feature list the model was trained on"
-        )
-    if list(features) != FEATURE_NAMES:
-        raise ModelLoadError(
-            f"model {tag} was trained on features {list(features)} but this service sends "
-            f"{FEATURE_NAMES}: retrain the model with the current fraudpipeline.features"
-        )
-    threshold, source = _threshold(metadata, tag, override)
+    """Check the metadata against the model contract (fraudpipeline.model) and describe it for /v1/model."""
+    if override is not None:  # FRAUDPIPE_THRESHOLD wins over (and stands in for) the stored one
+        metadata = {**metadata, "threshold": override}
+    try:
+        meta = ModelMetadata.from_mapping(metadata, f"model {tag}")
+    except ModelContractError as exc:
+        hint = f", or set {THRESHOLD_ENV} to a number in [0, 1]" if "threshold" in str(exc) else ""
+        raise ModelLoadError(f"{exc}{hint}") from None
     name, _, version = tag.partition(":")
+    threshold, source = (override, "env") if override is not None else (meta.threshold, "model")
     return ModelInfo(
         tag=tag,
         name=name,
         version=version,
-        features=list(features),
+        features=list(meta.features),
         threshold=threshold,
         threshold_source=source,
-        metrics=dict(metadata.get("metrics") or {}),
-        train_window=dict(metadata.get("train_window") or {}),
-        xgboost_params=dict(metadata.get("xgboost_params") or {}),
+        metrics=dict(meta.metrics),
+        train_window=meta.train_window.model_dump() if meta.train_window else {},
+        xgboost_params=dict(meta.xgboost_params),
         created_at=created_at,
-        synthetic=bool(metadata.get("synthetic", False)),
+        synthetic=bool(meta.get("synthetic", False)),
     )
 
 

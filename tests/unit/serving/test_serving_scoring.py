@@ -38,9 +38,8 @@ def test_matrix_follows_feature_names(feature_row):
     assert m[0, 1:].tolist() == pytest.approx([float(feature_row[n]) for n in FEATURE_NAMES[1:]])
 
 
-def test_decisions_at_threshold(scorer):
+def test_threshold_from_the_model(scorer):
     assert scorer.threshold == 0.3
-    assert scorer.decide(np.array([0.29, 0.3, 0.9])).tolist() == [False, True, True]
 
 
 def _metadata(booster_and_params, **changes):
