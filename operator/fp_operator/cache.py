@@ -1,76 +1,121 @@
-"""What the watches saw: the latest FraudPipelines and children, kept by kopf's event handlers.
+"""What the watches saw: the latest FraudPipelines and children, kept from kopf's watch events.
 
 Reconciles read the live state from here instead of GETting it, so a steady state costs no API
-requests. Objects are indexed by the pipeline they belong to (from their labels). An older
-resourceVersion never overwrites a newer one, so our own apply results (stored at once) are not
-undone by a late watch event.
+requests. Objects are indexed by the pipeline they belong to (from their labels).
+
+Ordering. resourceVersions are opaque: they are only ever compared for equality. A watch stream
+delivers each object's changes in order, so its newest event is the truth, with one exception:
+our own writes. The response of a write is stored at once (so the next reconcile does not write
+it again) and the object is marked as waiting for the watch to deliver that very
+resourceVersion; events before it (which our write already includes) are skipped, events from
+it on are taken. Should the stream never deliver it (a watch restarted with a fresh list after a
+gap), the mark expires after `settle_seconds` and the stream is trusted again.
 """
 
 from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections import defaultdict
+from collections.abc import Callable
 
-from fp_operator.labels import owner_of
+from fp_operator.labels import FIELD_MANAGER, owner_of
 
 Key = tuple[str, str, str]  # (kind, namespace, name)
 PipelineKey = tuple[str, str]  # (namespace, name)
 
 
-def _rv(obj: dict) -> int:
-    try:
-        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
-    except ValueError:  # resourceVersions are opaque; etcd's are integers
-        return 0
+def resource_version(obj: dict | None) -> str | None:
+    return ((obj or {}).get("metadata") or {}).get("resourceVersion")
+
+
+def _uid(obj: dict | None) -> str | None:
+    return ((obj or {}).get("metadata") or {}).get("uid")
 
 
 def _strip(obj: dict) -> dict:
+    """A copy without what we never read: other managers' managedFields (ours tell drift, diff.py)."""
     out = copy.deepcopy(obj)
-    (out.get("metadata") or {}).pop("managedFields", None)
+    meta = out.get("metadata") or {}
+    if "managedFields" in meta:
+        ours = [f for f in meta["managedFields"] if f.get("manager") == FIELD_MANAGER and f.get("operation") == "Apply"]
+        if ours:
+            meta["managedFields"] = ours
+        else:
+            del meta["managedFields"]
     return out
 
 
 class ObjectCache:
-    def __init__(self) -> None:
+    def __init__(self, settle_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._objects: dict[Key, dict] = {}
         self._by_pipeline: dict[PipelineKey, set[Key]] = defaultdict(set)
+        self._awaiting: dict[Key, tuple[str, float]] = {}  # our write's resourceVersion, and when
+        self.settle_seconds, self._clock = settle_seconds, clock
 
     @staticmethod
     def key_of(obj: dict) -> Key:
         m = obj["metadata"]
         return obj["kind"], m.get("namespace") or "", m["name"]
 
-    def put(self, obj: dict) -> PipelineKey | None:
-        """Store `obj` unless a newer version is known; returns the pipeline it belongs to."""
+    @staticmethod
+    def _owner(key: Key, obj: dict) -> PipelineKey | None:
+        return (key[1], key[2]) if key[0] == "FraudPipeline" else owner_of(obj["metadata"].get("labels"))
+
+    def _store(self, key: Key, obj: dict, owner: PipelineKey | None) -> None:
+        self._objects[key] = _strip(obj)
+        if owner and key[0] != "FraudPipeline":
+            self._by_pipeline[owner].add(key)
+
+    def _drop(self, key: Key) -> None:
+        self._objects.pop(key, None)
+        self._awaiting.pop(key, None)
+        for keys in self._by_pipeline.values():
+            keys.discard(key)
+
+    def _behind_our_write(self, key: Key, obj: dict) -> bool:
+        """True while the stream has not yet delivered our last write of `key` (see the module doc)."""
+        awaited = self._awaiting.get(key)
+        if awaited is None:
+            return False
+        if resource_version(obj) == awaited[0] or self._clock() - awaited[1] > self.settle_seconds:
+            del self._awaiting[key]
+            return False
+        return True
+
+    def observe(self, event_type: str | None, obj: dict) -> PipelineKey | None:
+        """A watch event (None: from a listing); returns the pipeline the object belongs to."""
         key = self.key_of(obj)
-        owner = (key[1], key[2]) if key[0] == "FraudPipeline" else owner_of(obj["metadata"].get("labels"))
+        owner = self._owner(key, obj)
         with self._lock:
-            known = self._objects.get(key)
-            if known is None or _rv(obj) >= _rv(known):
-                self._objects[key] = _strip(obj)
-                if owner and key[0] != "FraudPipeline":
-                    self._by_pipeline[owner].add(key)
+            if self._behind_our_write(key, obj):
+                return owner
+            if event_type == "DELETED":
+                known = self._objects.get(key)
+                # a deleted earlier incarnation (another uid) must not remove the current one
+                if known is not None and _uid(known) in (None, _uid(obj)):
+                    self._drop(key)
+            else:
+                self._store(key, obj, owner)
         return owner
 
-    def remove(self, obj: dict) -> PipelineKey | None:
+    def wrote(self, obj: dict | None) -> None:
+        """The response of our own write: the newest state, until the watch delivers it."""
+        if not obj:
+            return
         key = self.key_of(obj)
-        owner = (key[1], key[2]) if key[0] == "FraudPipeline" else owner_of(obj["metadata"].get("labels"))
         with self._lock:
             known = self._objects.get(key)
-            if known is not None and _rv(obj) >= _rv(known):
-                del self._objects[key]
-                for keys in self._by_pipeline.values():
-                    keys.discard(key)
-        return owner
+            if resource_version(known) != resource_version(obj):
+                self._awaiting[key] = (resource_version(obj), self._clock())
+            self._store(key, obj, self._owner(key, obj))
 
     def forget(self, key: Key) -> None:
         """Drop an object we deleted ourselves (its DELETED event may come later)."""
         with self._lock:
-            self._objects.pop(key, None)
-            for keys in self._by_pipeline.values():
-                keys.discard(key)
+            self._drop(key)
 
     def get(self, kind: str, namespace: str, name: str) -> dict | None:
         with self._lock:

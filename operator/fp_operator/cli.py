@@ -25,8 +25,12 @@ def run(
     metrics_port: Annotated[int, typer.Option(help="Port of the Prometheus endpoint /metrics (0: none).")] = 9090,
     workers: Annotated[int | None, typer.Option(help="Reconcile worker threads "
                                                      "(default: $FRAUDPIPE_OPERATOR_WORKERS or 4).")] = None,
-    peering: Annotated[str | None, typer.Option(help="Use kopf peering with this name (for several replicas); "
-                                                     "default: standalone, run one replica.")] = None,
+    leader_election: Annotated[bool, typer.Option(
+        "--leader-election", help="Reconcile only while holding a coordination.k8s.io Lease, so that "
+                                  "several replicas can run (one active, the others standing by).")] = False,
+    leader_election_namespace: Annotated[str | None, typer.Option(
+        help="Namespace of the Lease (default: $POD_NAMESPACE, else the ServiceAccount's).")] = None,
+    leader_election_id: Annotated[str, typer.Option(help="Name of the Lease.")] = "fraudpipeline-operator",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the operator until interrupted; each reconcile is logged in one line."""
@@ -35,36 +39,61 @@ def run(
     if kubeconfig is not None:
         if not kubeconfig.is_file():
             raise typer.BadParameter(f"{kubeconfig} is not a file", param_hint="--kubeconfig")
-        os.environ["KUBECONFIG"] = str(kubeconfig.resolve())  # kopf's own login reads it too
+        os.environ["KUBECONFIG"] = str(kubeconfig.resolve())  # kopf's login reads it too
     if workers is not None:
         os.environ["FRAUDPIPE_OPERATOR_WORKERS"] = str(workers)
+
+    import threading
 
     import kopf
     from prometheus_client import start_http_server
 
     import fp_operator.handlers  # noqa: F401  (registers the handlers)
-    from fp_operator.runtime import Runtime
+    from fp_operator.runtime import LeaderElection, Runtime
 
+    election = None
+    if leader_election:
+        lease_ns = leader_election_namespace or os.environ.get("POD_NAMESPACE") or _service_account_namespace()
+        if not lease_ns:
+            raise typer.BadParameter("give --leader-election-namespace (or set POD_NAMESPACE)")
+        election = LeaderElection(namespace=lease_ns, name=leader_election_id)
     kopf.configure(verbose=verbose)
     if not verbose:  # kopf logs every handled watch event; our reconciler logs one line per reconcile
         import logging
 
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # liveness probes
-    runtime = Runtime.from_environment(str(kubeconfig) if kubeconfig else None, namespace or None)
+    stop = threading.Event()
+    lost = threading.Event()
+
+    def on_lost() -> None:
+        lost.set()
+        stop.set()
+
+    runtime = Runtime.from_environment(str(kubeconfig) if kubeconfig else None, namespace or None, election, on_lost)
     if metrics_port:
         start_http_server(metrics_port)
     scope = f"namespaces {', '.join(namespace)}" if namespace else "all namespaces"
+    lease = f"; leader election on lease {election.namespace}/{election.name}" if election else ""
     print(f"fraudpipeline operator: watching {scope}; liveness :{liveness_port}/healthz, "
-          f"metrics :{metrics_port}/metrics", file=sys.stderr, flush=True)
+          f"metrics :{metrics_port}/metrics{lease}", file=sys.stderr, flush=True)
+    # kopf runs standalone on every replica: it only watches; the Lease decides who writes.
     kopf.run(
-        standalone=peering is None,
-        peering_name=peering,
+        standalone=True,
         clusterwide=not namespace,
         namespaces=namespace or (),
         liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None,
         memo=kopf.Memo(runtime=runtime),
+        stop_flag=stop,
     )
+    if lost.is_set():
+        print("fraudpipeline operator: lost the lease; exiting to restart as a standby", file=sys.stderr, flush=True)
+        raise typer.Exit(1)
+
+
+def _service_account_namespace() -> str | None:
+    path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+    return path.read_text().strip() if path.exists() else None
 
 
 @app.command("crd")

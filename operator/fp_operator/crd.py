@@ -18,6 +18,7 @@ from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import core_schema, to_jsonable_python
 
 from fraudpipeline import spec
+from fp_operator.status import Reason
 
 CRD_FILE_NAME = f"{spec.PLURAL}.{spec.GROUP}.yaml"
 HEADER = (
@@ -120,6 +121,10 @@ def build_crd() -> dict[str, Any]:
     spec_schema = openapi_schema(spec.FraudPipelineSpec)
     # Only the operator writes status: defaults there would just hide missing fields.
     status_schema = openapi_schema(spec.FraudPipelineStatus, with_defaults=False)
+    # The reasons are the operator's closed set (status.Reason): clients can switch on them.
+    reason = status_schema["properties"]["conditions"]["items"]["properties"]["reason"]
+    reason["enum"] = [r.value for r in Reason]
+    status_schema = _ordered(status_schema)
     root = {
         "type": "object",
         "description": ("A real-time card-fraud detection pipeline: Kafka topics, a PyFlink job that computes "

@@ -1,13 +1,17 @@
 """Is a live object already what we would apply? (pure)
 
 The operator compares the desired child with the watched one before applying, so a steady state
-costs no API writes. Two checks, both needed:
-- the hash of the desired object, stamped on the child as an annotation when we apply it, catches
-  fields we stopped setting (server-side apply removes those, e.g. `replicas: 0` after a resume);
-- field-by-field comparison catches drift (someone edited or removed a field we set). Fields the
-  API server or other controllers add (defaults, status, clusterIP, replicas owned by the HPA) are
-  ignored. Lists of named items are matched by name (as server-side apply merges them), other
-  lists position by position.
+costs no API writes. Two checks, both read from what the API server itself records:
+- the hash of the desired object, stamped on the child as an annotation when we apply it, tells
+  whether what we want changed since our last apply (including fields we stopped setting, which
+  server-side apply then removes, e.g. `replicas: 0` after a resume);
+- our field manager's entry in `metadata.managedFields` tells whether someone changed what we set.
+  Server-side apply records there every field our last apply set; when another manager changes
+  or removes one of them (kubectl edit, a patch, a forced apply), that field leaves our entry. So
+  every field the desired object sets must still be in our entry. How lists and maps merge is
+  read from the entry too (`k:{...}` items of keyed lists, `v:` items of sets, an empty entry for
+  an atomic list, map or struct), never guessed; values are never compared, so the API server's
+  defaulting and canonical forms (quantities, say) cannot look like drift.
 """
 
 from __future__ import annotations
@@ -15,87 +19,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import re
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
-_LIST_KEYS = ("name", "uid", "containerPort", "port", "type", "alert", "record")
-_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$")
-_SUFFIX = {"": 1, "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "k": Decimal(10) ** 3,
-           "M": Decimal(10) ** 6, "G": Decimal(10) ** 9, "T": Decimal(10) ** 12, "P": Decimal(10) ** 15,
-           "E": Decimal(10) ** 18, "Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "Pi": 2 ** 50,
-           "Ei": 2 ** 60}
-
-
-def quantity(value: Any) -> Decimal | None:
-    """A Kubernetes quantity as a number ("500m" -> 0.5, "1Gi" -> 1073741824), else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return Decimal(str(value))
-    m = _QUANTITY.match(str(value))
-    if not m:
-        return None
-    try:
-        number = Decimal(m.group(1))
-    except InvalidOperation:
-        return None
-    suffix = m.group(2) or ""
-    if suffix[:1] in ("e", "E"):
-        return number * (Decimal(10) ** int(suffix[1:]))
-    return number * Decimal(_SUFFIX[suffix])
-
-
-def differences(desired: Any, live: Any, path: str = "") -> list[str]:
-    """Paths where `live` does not hold what `desired` sets (empty list: nothing to apply)."""
-    if isinstance(desired, dict):
-        if not isinstance(live, dict):
-            return [path or "."] if desired or live not in (None, {}) else []
-        out: list[str] = []
-        for key, value in desired.items():
-            out += differences(value, live.get(key), f"{path}.{key}")
-        return out
-    if isinstance(desired, list):
-        if live is None and not desired:
-            return []
-        if not isinstance(live, list):
-            return [path]
-        key = _list_key(desired)
-        if key is not None:
-            by_key = {item.get(key): item for item in live if isinstance(item, dict)}
-            out = []
-            for item in desired:
-                out += differences(item, by_key.get(item[key]), f"{path}[{key}={item[key]}]")
-            return out
-        if len(desired) != len(live):
-            return [path]
-        out = []
-        for i, (d, l) in enumerate(zip(desired, live)):
-            out += differences(d, l, f"{path}[{i}]")
-        return out
-    if desired == live and type(desired) is type(live):
-        return []
-    if isinstance(desired, (int, float)) and isinstance(live, (int, float)) and not isinstance(desired, bool) \
-            and not isinstance(live, bool) and desired == live:
-        return []
-    if "resources" in path or path.endswith((".cpu", ".memory")):
-        # The API server canonicalises quantities ("0.5" -> "500m", "1024Mi" -> "1Gi").
-        d, l = quantity(desired), quantity(live)
-        if d is not None and d == l:
-            return []
-    return [path]
-
-
-def _list_key(items: list) -> str | None:
-    if not items or not all(isinstance(i, dict) for i in items):
-        return None
-    for key in _LIST_KEYS:
-        if all(key in i for i in items) and len({str(i[key]) for i in items}) == len(items):
-            return key
-    return None
-
-
-APPLIED_HASH = "frauddetect.dev/applied-hash"
+from fp_operator.labels import APPLIED_HASH, FIELD_MANAGER
 
 
 def desired_hash(desired: dict) -> str:
@@ -109,8 +35,74 @@ def stamp(desired: dict) -> dict:
     return out
 
 
+def owned_fields(live: dict) -> dict | None:
+    """The fields our last server-side apply set (fieldsV1), or None when we never applied it."""
+    entries = [f.get("fieldsV1") or {} for f in (live.get("metadata") or {}).get("managedFields") or []
+               if f.get("manager") == FIELD_MANAGER and f.get("operation") == "Apply" and not f.get("subresource")]
+    if not entries:
+        return None
+    merged: dict = {}
+    for e in entries:  # one entry per apiVersion we applied with
+        _merge(merged, e)
+    return merged
+
+
+def _merge(into: dict, other: dict) -> None:
+    for k, v in other.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _merge(into[k], v)
+        else:
+            into.setdefault(k, v)
+
+
+def _item_entry(fields: dict, item: dict) -> dict | None:
+    """The `k:{...}` entry of a keyed list that stands for `item` (its key fields agree)."""
+    for name, sub in fields.items():
+        if not name.startswith("k:"):
+            continue
+        key = json.loads(name[2:])
+        # A key field the server defaulted (absent from our item) cannot tell items apart here.
+        if all(item.get(k, v) == v for k, v in key.items()):
+            return sub if isinstance(sub, dict) else {}
+    return None
+
+
+def unowned(desired: Any, fields: dict, path: str = "") -> list[str]:
+    """Paths `desired` sets that are missing from our managed fields `fields` (empty: no drift)."""
+    out: list[str] = []
+    if isinstance(desired, dict):
+        for key, value in desired.items():
+            if value is None:
+                continue
+            sub = fields.get(f"f:{key}")
+            if sub is None:
+                out.append(f"{path}.{key}")
+            elif isinstance(value, (dict, list)) and sub:  # an empty entry: owned as a whole (atomic)
+                out += unowned(value, sub, f"{path}.{key}")
+        return out
+    if isinstance(desired, list) and fields:  # an empty entry: an atomic list, owned as a whole
+        for i, item in enumerate(desired):
+            if isinstance(item, dict):
+                entry = _item_entry(fields, item)
+                if entry is None:
+                    out.append(f"{path}[{i}]")
+                elif entry:  # an empty entry: an atomic item (an ownerReference, say), owned as a whole
+                    out += unowned(item, entry, f"{path}[{i}]")
+            elif f"v:{json.dumps(item, separators=(',', ':'))}" not in fields:
+                out.append(f"{path}[{i}]")
+    return out
+
+
 def needs_apply(stamped: dict, live: dict | None) -> list[str]:
     """Why `stamped` must be applied over `live` (empty: it is already there)."""
     if live is None:
         return ["missing"]
-    return differences({k: v for k, v in stamped.items() if k != "status"}, live)
+    want = stamped["metadata"]["annotations"][APPLIED_HASH]
+    if ((live.get("metadata") or {}).get("annotations") or {}).get(APPLIED_HASH) != want:
+        return [f".metadata.annotations.{APPLIED_HASH}"]
+    fields = owned_fields(live)
+    if fields is None:
+        return ["not applied by us"]
+    body = {k: v for k, v in stamped.items() if k not in ("apiVersion", "kind", "status")}
+    body["metadata"] = {k: v for k, v in body["metadata"].items() if k not in ("name", "namespace")}
+    return unowned(body, fields)

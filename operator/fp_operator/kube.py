@@ -2,49 +2,37 @@
 
 Children are written with server-side apply under one field manager (`fraudpipeline-operator`,
 force=true: we own what we set); the FraudPipeline's status with a merge patch on the status
-subresource. Every request is counted (by verb and kind) for /metrics and the benchmark.
+subresource; events as events.k8s.io/v1 Events. Every request is counted (by verb and kind) in
+/metrics.
+
+Plain HTTPS from the standard library (one keep-alive connection per thread), authenticated by
+kopf's own kubeconfig/ServiceAccount login, so that kopf and the reconciler act as one identity.
+No Kubernetes client library: kopf imports whichever is installed (the official one is 65 MB of
+generated models) and we need none of it.
 """
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
+import os
 import socket
+import ssl
+import tempfile
 import threading
-from collections import Counter
-from dataclasses import dataclass
+import urllib.parse
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from fraudpipeline import spec
-from fp_operator.builders.context import MONITORING_KINDS, Capabilities
-from fp_operator.labels import FIELD_MANAGER
+from fp_operator import kinds
+from fp_operator.builders.context import Capabilities
+from fp_operator.labels import FIELD_MANAGER, REPORTING_CONTROLLER
 
-
-@dataclass(frozen=True)
-class Resource:
-    group: str
-    plural: str
-
-
-# Every kind the operator reads or writes. Versions come from each object's apiVersion.
-RESOURCES: dict[str, Resource] = {
-    "FraudPipeline": Resource(spec.GROUP, spec.PLURAL),
-    "KafkaTopic": Resource("kafka.strimzi.io", "kafkatopics"),
-    "KafkaBridge": Resource("kafka.strimzi.io", "kafkabridges"),
-    "FlinkDeployment": Resource("flink.apache.org", "flinkdeployments"),
-    "Deployment": Resource("apps", "deployments"),
-    "Service": Resource("", "services"),
-    "ServiceAccount": Resource("", "serviceaccounts"),
-    "ConfigMap": Resource("", "configmaps"),
-    "Event": Resource("", "events"),
-    "HorizontalPodAutoscaler": Resource("autoscaling", "horizontalpodautoscalers"),
-    "PodDisruptionBudget": Resource("policy", "poddisruptionbudgets"),
-    "RoleBinding": Resource("rbac.authorization.k8s.io", "rolebindings"),
-    "ServiceMonitor": Resource("monitoring.coreos.com", "servicemonitors"),
-    "PodMonitor": Resource("monitoring.coreos.com", "podmonitors"),
-    "PrometheusRule": Resource("monitoring.coreos.com", "prometheusrules"),
-}
 _DISCOVERY_ACCEPT = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+TIMEOUT_SECONDS = 30.0
+NOTE_LIMIT = 1024  # bytes: events.k8s.io/v1 refuses longer notes
 
 
 class ApiError(Exception):
@@ -61,90 +49,163 @@ class ApiError(Exception):
 
     @property
     def retryable(self) -> bool:
-        return self.status in (0, 409, 429) or self.status >= 500
+        """Worth trying again unchanged: the network (0), a conflict or a missing namespace or CRD
+        that may appear (404, 409), throttling (429), the server or a webhook it calls (5xx).
+        Everything else (400, 403, 422: invalid, forbidden, refused by admission) is permanent
+        until the spec or the object changes."""
+        return self.status in (0, 404, 408, 409, 429) or self.status >= 500
 
 
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
+def login(kubeconfig: str | None = None) -> Any:
+    """Credentials (kopf.ConnectionInfo) from a kubeconfig (the path, else $KUBECONFIG or
+    ~/.kube/config) or, without one, the pod's ServiceAccount. kopf's on.login uses this too."""
+    import kopf
 
-    try:
-        return version("fraudpipeline")
-    except PackageNotFoundError:
-        return "dev"
+    settings = kopf.OperatorSettings()
+    if kubeconfig:
+        os.environ["KUBECONFIG"] = kubeconfig
+    info = None
+    if os.environ.get("KUBECONFIG") or os.path.exists(os.path.expanduser("~/.kube/config")):
+        info = kopf.login_with_kubeconfig(settings=settings)
+    if info is None:
+        info = kopf.login_with_service_account(settings=settings)
+    if info is None:
+        raise kopf.LoginError("no kubeconfig and no in-cluster ServiceAccount: give --kubeconfig")
+    return info
 
 
-def path_of(api_version: str, kind: str, namespace: str | None, name: str | None = None,
-            subresource: str | None = None) -> str:
-    res = RESOURCES[kind]
-    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-    out = base + (f"/namespaces/{namespace}" if namespace else "") + f"/{res.plural}"
-    if name:
-        out += f"/{name}"
-    if subresource:
-        out += f"/{subresource}"
-    return out
+class _Https:
+    """HTTP(S) to one API server: a keep-alive connection per thread, re-login on 401."""
+
+    def __init__(self, login_fn: Callable[[], Any]):
+        self._login = login_fn
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._files: list[str] = []
+        self._configure(login_fn())
+
+    def _configure(self, info: Any) -> None:
+        url = urllib.parse.urlsplit(info.server)
+        ctx = None
+        if url.scheme == "https":
+            cadata = base64.b64decode(info.ca_data).decode() if info.ca_data else None
+            ctx = ssl.create_default_context(cafile=os.fspath(info.ca_path) if info.ca_path else None, cadata=cadata)
+            if info.insecure:
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+            cert = self._file(info.certificate_data) or info.certificate_path
+            key = self._file(info.private_key_data) or info.private_key_path
+            if cert:
+                ctx.load_cert_chain(os.fspath(cert), os.fspath(key) if key else None)
+        headers = {}
+        if info.token:
+            headers["Authorization"] = f"{info.scheme or 'Bearer'} {info.token}"
+        elif info.username:
+            basic = base64.b64encode(f"{info.username}:{info.password or ''}".encode()).decode()
+            headers["Authorization"] = f"Basic {basic}"
+        with self._lock:
+            self.host, self.port = url.hostname or "localhost", url.port or (443 if ctx else 80)
+            self.prefix = url.path.rstrip("/")
+            self.context, self.auth = ctx, headers
+            self._generation += 1
+
+    def _file(self, data: str | bytes | None) -> str | None:
+        """ssl loads client certificates from files only: a private temporary file for data."""
+        if not data:
+            return None
+        fd, path = tempfile.mkstemp(prefix="fp-operator-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(base64.b64decode(data))
+        self._files.append(path)
+        return path
+
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        """This thread's connection (and whether it is new)."""
+        held = getattr(self._local, "conn", None)
+        if held is not None and held[0] == self._generation:
+            return held[1], False
+        if held is not None:
+            held[1].close()
+        with self._lock:
+            generation, host, port, ctx = self._generation, self.host, self.port, self.context
+        conn = (http.client.HTTPSConnection(host, port, context=ctx, timeout=TIMEOUT_SECONDS) if ctx
+                else http.client.HTTPConnection(host, port, timeout=TIMEOUT_SECONDS))
+        self._local.conn = (generation, conn)
+        return conn, True
+
+    def _drop(self) -> None:
+        held = getattr(self._local, "conn", None)
+        if held is not None:
+            held[1].close()
+            self._local.conn = None
+
+    def call(self, method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str],
+             body: bytes | None) -> tuple[int, bytes]:
+        target = self.prefix + path + (("?" + urllib.parse.urlencode(query)) if query else "")
+        relogged = False
+        retried = False
+        while True:
+            conn, fresh = self._connection()
+            try:
+                conn.request(method, target, body=body, headers={**self.auth, **headers})
+                resp = conn.getresponse()
+                data = resp.read()
+            except (ConnectionResetError, BrokenPipeError, http.client.BadStatusLine,
+                    http.client.CannotSendRequest) as exc:
+                self._drop()
+                if fresh or retried:
+                    raise ApiError(0, f"cannot reach the API server: {exc}") from None
+                retried = True  # a keep-alive connection the server had closed: once more, on a new one
+                continue
+            except (OSError, socket.timeout, http.client.HTTPException) as exc:
+                self._drop()
+                raise ApiError(0, f"cannot reach the API server: {exc}") from None
+            if resp.will_close:
+                self._drop()
+            if resp.status == 401 and not relogged:
+                relogged = True  # a rotated ServiceAccount token: read it again
+                self._configure(self._login())
+                continue
+            return resp.status, data
 
 
 class Kube:
-    def __init__(self, api_client: Any, field_manager: str = FIELD_MANAGER):
-        self.api = api_client
-        self.api.user_agent = f"{field_manager}/{_version()}"
-        self.field_manager = field_manager
-        self.requests: Counter[tuple[str, str]] = Counter()  # (verb, kind) -> count
-        self._lock = threading.Lock()
-        self.identity = f"{socket.gethostname()}"
+    """Requests of the reconciler, the finalizer and leader election."""
+
+    field_manager = FIELD_MANAGER
+
+    def __init__(self, transport: _Https, identity: str | None = None):
+        self.transport = transport
+        self.identity = identity or socket.gethostname()
 
     @classmethod
-    def from_config(cls, kubeconfig: str | None = None) -> "Kube":
+    def from_config(cls, kubeconfig: str | None = None) -> Kube:
         """From a kubeconfig (path, else $KUBECONFIG/~/.kube/config) or the in-cluster account."""
-        import os
-
-        from kubernetes import config
-
-        path = kubeconfig or os.environ.get("KUBECONFIG")
-        if path or os.path.exists(os.path.expanduser("~/.kube/config")):
-            api = config.new_client_from_config(config_file=path)
-        else:
-            config.load_incluster_config()
-            from kubernetes.client import ApiClient
-
-            api = ApiClient()
-        return cls(api)
+        return cls(_Https(lambda: login(kubeconfig)))
 
     # ------------------------------------------------------------------------------------ plumbing
-
-    def _count(self, verb: str, kind: str) -> None:
-        from fp_operator import metrics
-
-        with self._lock:
-            self.requests[(verb, kind)] += 1
-        metrics.API_REQUESTS.labels(verb=verb, kind=kind).inc()
 
     def request(self, method: str, path: str, *, verb: str, kind: str, body: Any = None,
                 query: list[tuple[str, str]] | None = None, content_type: str | None = None,
                 accept: str = "application/json") -> dict | None:
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
+        from fp_operator import metrics
 
-        self._count(verb, kind)
-        headers = {"Accept": accept}
-        if content_type:
-            headers["Content-Type"] = content_type
-        try:
-            resp = self.api.call_api(path, method, query_params=query or [], header_params=headers, body=body,
-                                     auth_settings=["BearerToken"], _preload_content=False,
-                                     _return_http_data_only=True, _request_timeout=(5, 30))
-        except ApiException as exc:
-            message, reason = exc.reason or "", ""
+        metrics.API_REQUESTS.labels(verb=verb, kind=kind).inc()
+        headers = {"Accept": accept, "User-Agent": f"{FIELD_MANAGER}/{_version()}"}
+        payload = None
+        if body is not None:
+            headers["Content-Type"] = content_type or "application/json"
+            payload = json.dumps(body, separators=(",", ":")).encode()
+        status, data = self.transport.call(method, path, query or [], headers, payload)
+        if status >= 400:
+            message, reason = data.decode(errors="replace")[:2000], ""
             try:
-                payload = json.loads(exc.body or "{}")
-                message, reason = payload.get("message", message), payload.get("reason", "")
+                doc = json.loads(data)
+                message, reason = doc.get("message", message), doc.get("reason", "")
             except ValueError:
                 pass
-            raise ApiError(exc.status or 0, message, reason) from None
-        except (HTTPError, OSError) as exc:
-            raise ApiError(0, f"cannot reach the API server: {exc}") from None
-        data = resp.data
+            raise ApiError(status, message, reason)
         return json.loads(data) if data else None
 
     # ------------------------------------------------------------------------------------- objects
@@ -161,6 +222,8 @@ class Kube:
 
     def merge_patch(self, api_version: str, kind: str, namespace: str, name: str, patch: dict,
                     subresource: str | None = None) -> dict:
+        """A JSON merge patch; with metadata.resourceVersion in `patch`, refused (409) if the object
+        changed meanwhile."""
         path = path_of(api_version, kind, namespace, name, subresource)
         return self.request("PATCH", path, verb="patch", kind=kind, body=patch,
                             query=[("fieldManager", self.field_manager)],
@@ -173,6 +236,17 @@ class Kube:
         for key in (previous or {}):
             body.setdefault(key, None)
         return self.merge_patch(api_version, kind, namespace, name, {"status": body}, subresource="status")
+
+    def create(self, obj: dict) -> dict:
+        m = obj["metadata"]
+        return self.request("POST", path_of(obj["apiVersion"], obj["kind"], m.get("namespace")), verb="create",
+                            kind=obj["kind"], body=obj, query=[("fieldManager", self.field_manager)])
+
+    def replace(self, obj: dict) -> dict:
+        """PUT: refused (409) unless metadata.resourceVersion is still the stored one."""
+        m = obj["metadata"]
+        return self.request("PUT", path_of(obj["apiVersion"], obj["kind"], m.get("namespace"), m["name"]),
+                            verb="update", kind=obj["kind"], body=obj, query=[("fieldManager", self.field_manager)])
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         """Delete (background propagation); False when it was already gone."""
@@ -196,7 +270,7 @@ class Kube:
             item.setdefault("kind", kind)
         return items
 
-    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict | None:
+    def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict | None:
         try:
             return self.request("GET", path_of(api_version, kind, namespace, name), verb="get", kind=kind)
         except ApiError as exc:
@@ -204,44 +278,63 @@ class Kube:
                 return None
             raise
 
-    def post_event(self, involved: dict, *, reason: str, message: str, warning: bool = False) -> None:
-        """A core/v1 Event on `involved` (the FraudPipeline), for transitions and errors only."""
-        meta = involved["metadata"]
-        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    def post_event(self, regarding: dict, *, reason: str, note: str, action: str, warning: bool = False) -> None:
+        """An events.k8s.io/v1 Event about `regarding` (a FraudPipeline): transitions and errors only."""
+        meta = regarding["metadata"]
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         event = {
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {"apiVersion": involved.get("apiVersion", spec.API_VERSION),
-                               "kind": involved.get("kind", spec.KIND), "name": meta["name"],
-                               "namespace": meta["namespace"], "uid": meta.get("uid")},
-            "reason": reason, "message": message[:1024], "type": "Warning" if warning else "Normal",
-            "source": {"component": self.field_manager}, "reportingComponent": self.field_manager,
-            "reportingInstance": self.identity, "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            "apiVersion": kinds.EVENT.api_version(), "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}-", "namespace": meta["namespace"]},
+            "eventTime": now, "type": "Warning" if warning else "Normal", "reason": reason, "action": action,
+            "note": note.encode()[:NOTE_LIMIT].decode(errors="ignore"),
+            "reportingController": REPORTING_CONTROLLER, "reportingInstance": self.identity[:128],
+            "regarding": {"apiVersion": regarding.get("apiVersion", kinds.PIPELINE.api_version()),
+                          "kind": regarding.get("kind", kinds.PIPELINE.kind), "name": meta["name"],
+                          "namespace": meta["namespace"], "uid": meta.get("uid")},
         }
-        self.request("POST", path_of("v1", "Event", meta["namespace"]), verb="create", kind="Event", body=event)
+        self.request("POST", path_of(kinds.EVENT.api_version(), "Event", meta["namespace"]), verb="create",
+                     kind="Event", body=event)
 
     # ----------------------------------------------------------------------------------- discovery
 
     def discover(self) -> Capabilities:
-        """Which child APIs the cluster serves (one aggregated-discovery request)."""
+        """Which optional child kinds the cluster serves, at which version (aggregated discovery:
+        one request; older API servers: one per group of interest)."""
         doc = self.request("GET", "/apis", verb="discovery", kind="APIGroupDiscoveryList", accept=_DISCOVERY_ACCEPT)
+        groups = {k.group for k in kinds.CHILDREN if k.optional}
         served: dict[str, dict[str, set[str]]] = {}
         if (doc or {}).get("kind") == "APIGroupDiscoveryList":
             for group in doc.get("items") or []:
                 versions = served.setdefault(group["metadata"]["name"], {})
                 for v in group.get("versions") or []:
                     versions[v["version"]] = {r["resource"] for r in v.get("resources") or []}
-        else:  # API servers without aggregated discovery: one request per group of interest
+        else:
             for group in (doc or {}).get("groups") or []:
-                if group["name"] not in ("kafka.strimzi.io", "flink.apache.org", "monitoring.coreos.com"):
+                if group["name"] not in groups:
                     continue
                 for v in group.get("versions") or []:
                     res = self.request("GET", f"/apis/{v['groupVersion']}", verb="discovery", kind="APIResourceList")
                     served.setdefault(group["name"], {})[v["version"]] = {
                         r["name"] for r in (res or {}).get("resources") or [] if "/" not in r["name"]}
-        kafka = served.get("kafka.strimzi.io", {})
-        kafka_version = next((v for v in ("v1", "v1beta2") if "kafkatopics" in kafka.get(v, set())), None)
-        flink = "flinkdeployments" in served.get("flink.apache.org", {}).get("v1beta1", set())
-        mon = served.get("monitoring.coreos.com", {}).get("v1", set())
-        monitoring = frozenset(k for k in MONITORING_KINDS if RESOURCES[k].plural in mon)
-        return Capabilities(kafka_api_version=kafka_version, flink=flink, monitoring=monitoring)
+        found = {}
+        for k in kinds.CHILDREN:
+            if k.optional:
+                version = next((v for v in k.versions if k.plural in served.get(k.group, {}).get(v, set())), None)
+                if version:
+                    found[k.kind] = version
+        return Capabilities(found)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("fraudpipeline")
+    except PackageNotFoundError:
+        return "dev"
+
+
+def path_of(api_version: str, kind: str, namespace: str | None, name: str | None = None,
+            subresource: str | None = None) -> str:
+    """REST path of `kind` at `api_version` (group/version, or v1 for the core API)."""
+    return kinds.KINDS[kind].path(api_version.rsplit("/", 1)[-1], namespace, name, subresource)

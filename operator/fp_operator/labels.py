@@ -14,8 +14,14 @@ MANAGED_BY_SELECTOR = f"{MANAGED_BY}={FIELD_MANAGER}"
 PIPELINE = f"{GROUP}/pipeline"
 PIPELINE_NAMESPACE = f"{GROUP}/pipeline-namespace"
 MODEL_TAG_ANNOTATION = f"{GROUP}/model-tag"
+APPLIED_HASH = f"{GROUP}/applied-hash"  # hash of the desired child we last applied (diff.py)
+# Ours, set and removed by the reconciler: the pipeline's topics are released or deleted first.
 FINALIZER = f"{GROUP}/finalizer"
+# kopf's, which it would add only for change handlers; we have none (kopf only watches), but it
+# must differ from ours: kopf removes its finalizer from objects no handler of its needs.
+KOPF_FINALIZER = f"{GROUP}/kopf-finalizer"
 TOPIC_ROLE = f"{GROUP}/topic-role"
+REPORTING_CONTROLLER = f"{GROUP}/{FIELD_MANAGER}"  # of the events we post
 STRIMZI_CLUSTER = "strimzi.io/cluster"
 STRIMZI_MANAGED = "strimzi.io/managed"
 

@@ -1,7 +1,9 @@
-"""The operator's moving parts, wired once: API client, watch cache, work queue, reconciler, workers.
+"""The operator's moving parts, wired once: API client, watch cache, work queue, reconciler, workers,
+and (with several replicas) leader election.
 
-kopf feeds `observe()` from its watches and calls `cleanup()` from the finalizer handler; worker
-threads take pipelines off the queue and reconcile them (the kubernetes client is synchronous).
+kopf feeds `observe()` from its watches on every replica, so every cache stays current; worker
+threads take pipelines off the queue and reconcile them (plain synchronous HTTP) on the leader
+only. Without leader election the one replica leads from the start.
 """
 
 from __future__ import annotations
@@ -9,28 +11,44 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from fp_operator import metrics
 from fp_operator.builders import BuildOptions
-from fp_operator.cache import ObjectCache, PipelineKey
+from fp_operator.cache import ObjectCache
+from fp_operator.kinds import CHILDREN, PIPELINE
 from fp_operator.kube import ApiError, Kube
+from fp_operator.labels import MANAGED_BY_SELECTOR
+from fp_operator.leader import LeaderElector
 from fp_operator.reconciler import Reconciler
-from fp_operator.workqueue import WorkQueue
+from fp_operator.workqueue import Backoff, WorkQueue
 
 log = logging.getLogger("fp_operator")
 
 
 @dataclass(frozen=True)
+class LeaderElection:
+    """Where the Lease lives; None in RuntimeOptions: a single replica, leading from the start."""
+
+    namespace: str
+    name: str = "fraudpipeline-operator"
+    lease_seconds: float = 15.0
+    renew_deadline_seconds: float = 10.0
+    retry_seconds: float = 2.0
+
+
+@dataclass(frozen=True)
 class RuntimeOptions:
-    """Environment variables of the operator (docs/operator.md)."""
+    """Environment variables and flags of the operator (docs/operator.md)."""
 
     workers: int = 4
     resync_seconds: float = 600.0  # safety net: every pipeline is re-checked this often
-    build: BuildOptions = BuildOptions()
+    build: BuildOptions = field(default_factory=BuildOptions)
+    leader_election: LeaderElection | None = None
 
     @classmethod
-    def from_env(cls) -> "RuntimeOptions":
+    def from_env(cls, leader_election: LeaderElection | None = None) -> RuntimeOptions:
         env = os.environ
         return cls(
             workers=int(env.get("FRAUDPIPE_OPERATOR_WORKERS", cls.workers)),
@@ -39,60 +57,85 @@ class RuntimeOptions:
                 flink_job_cluster_role=env.get("FRAUDPIPE_FLINK_JOB_CLUSTER_ROLE",
                                                BuildOptions.flink_job_cluster_role),
                 model_run_as_user=int(env.get("FRAUDPIPE_MODEL_RUN_AS_USER", BuildOptions.model_run_as_user))),
+            leader_election=leader_election,
         )
 
 
 class Runtime:
-    def __init__(self, kube: Kube, options: RuntimeOptions | None = None, namespaces: list[str] | None = None):
+    def __init__(self, kube: Kube, options: RuntimeOptions | None = None, namespaces: list[str] | None = None,
+                 on_lost_leadership: Callable[[], None] | None = None):
         self.options = options or RuntimeOptions()
         self.namespaces = list(namespaces or [])
         self.kube = kube
         self.cache = ObjectCache()
         self.queue = WorkQueue()
+        self.backoff = Backoff()
         self.reconciler = Reconciler(kube, self.cache, self.options.build)
+        self.on_lost_leadership = on_lost_leadership
+        le = self.options.leader_election
+        self.elector = LeaderElector(kube, le.namespace, le.name, lease_seconds=le.lease_seconds,
+                                     renew_deadline_seconds=le.renew_deadline_seconds,
+                                     retry_seconds=le.retry_seconds) if le else None
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
-        self._failures: dict[PipelineKey, int] = {}
 
     @classmethod
-    def from_environment(cls, kubeconfig: str | None = None, namespaces: list[str] | None = None) -> "Runtime":
-        return cls(Kube.from_config(kubeconfig), RuntimeOptions.from_env(), namespaces)
+    def from_environment(cls, kubeconfig: str | None = None, namespaces: list[str] | None = None,
+                         leader_election: LeaderElection | None = None,
+                         on_lost_leadership: Callable[[], None] | None = None) -> Runtime:
+        return cls(Kube.from_config(kubeconfig), RuntimeOptions.from_env(leader_election), namespaces,
+                   on_lost_leadership)
+
+    @property
+    def leading(self) -> bool:
+        return bool(self._threads)
 
     # ---------------------------------------------------------------------------------- lifecycle
 
     def prime(self, namespaces: list[str] | None = None) -> int:
-        """List the pipelines and every child kind once before reconciling (an informer's initial
-        list): a reconcile that ran before a child's watch had delivered it would re-apply it."""
-        from fraudpipeline.spec import API_VERSION, KIND
-        from fp_operator.labels import MANAGED_BY_SELECTOR
-
+        """List the pipelines and every served child kind once before reconciling (an informer's
+        initial list): a reconcile that ran before a child's watch had delivered it would re-apply
+        it. Listed objects are stored like watch events, so our own writes are never undone."""
         caps = self.reconciler.capabilities(refresh=True)
-        kinds = [(API_VERSION, KIND, None), ("apps/v1", "Deployment", MANAGED_BY_SELECTOR),
-                 ("v1", "Service", MANAGED_BY_SELECTOR), ("v1", "ServiceAccount", MANAGED_BY_SELECTOR),
-                 ("v1", "ConfigMap", MANAGED_BY_SELECTOR),
-                 ("autoscaling/v2", "HorizontalPodAutoscaler", MANAGED_BY_SELECTOR),
-                 ("policy/v1", "PodDisruptionBudget", MANAGED_BY_SELECTOR),
-                 ("rbac.authorization.k8s.io/v1", "RoleBinding", MANAGED_BY_SELECTOR)]
-        if caps.kafka_api_version:
-            kinds += [(f"kafka.strimzi.io/{caps.kafka_api_version}", k, MANAGED_BY_SELECTOR)
-                      for k in ("KafkaTopic", "KafkaBridge")]
-        if caps.flink:
-            kinds.append(("flink.apache.org/v1beta1", "FlinkDeployment", MANAGED_BY_SELECTOR))
-        kinds += [("monitoring.coreos.com/v1", k, MANAGED_BY_SELECTOR) for k in sorted(caps.monitoring)]
+        lists = [(PIPELINE.api_version(), PIPELINE.kind, None)]
+        lists += [(caps.api_version(k.kind), k.kind, MANAGED_BY_SELECTOR) for k in CHILDREN if caps.serves(k.kind)]
         count = 0
-        for api_version, kind, selector in kinds:
+        for api_version, kind, selector in lists:
             for ns in namespaces or [None]:
                 for obj in self.kube.list(api_version, kind, ns, selector):
-                    self.cache.put(obj)
+                    self.cache.observe(None, obj)
                     count += 1
         for key in self.cache.pipelines():
             self.queue.add(key)
         return count
 
     def start(self, namespaces: list[str] | None = None) -> None:
+        """Lead now, or (with leader election) once the Lease is ours."""
+        if namespaces is not None:
+            self.namespaces = list(namespaces)
+        if self.elector is None:
+            self._lead()
+        else:
+            self.elector.start(self._lead, self._lost)
+
+    def _prime_until_done(self) -> int:
+        """Prime, retrying transient refusals (an API server whose watch cache for a new CRD is still
+        initializing answers 429); a permanent one (say, RBAC missing for a kind) is raised."""
+        backoff = Backoff(base=0.2, cap=5.0)
+        while True:
+            try:
+                return self.prime(self.namespaces)
+            except ApiError as exc:
+                if not exc.retryable or self._stop.is_set():
+                    raise
+                delay = backoff.next("prime")
+                log.warning("priming the cache failed: %s (retry in %.1f s)", exc, delay)
+                self._stop.wait(delay)
+
+    def _lead(self) -> None:
         if self._threads:
             return
-        primed = self.prime(namespaces or self.namespaces)
+        primed = self._prime_until_done()
         log.info("cache primed with %d objects; %d pipelines to check", primed, len(self.cache.pipelines()))
         for i in range(self.options.workers):
             t = threading.Thread(target=self._work, name=f"reconcile-{i}", daemon=True)
@@ -102,55 +145,63 @@ class Runtime:
         t.start()
         self._threads.append(t)
 
-    def stop(self) -> None:
+    def _lost(self) -> None:
+        """Another replica may lead now: stop writing at once, then let the process end (its pod
+        restarts as a standby, with a fresh cache)."""
+        self._halt()
+        if self.on_lost_leadership is not None:
+            self.on_lost_leadership()
+
+    def _halt(self) -> None:
         self._stop.set()
         self.queue.shutdown()
         for t in self._threads:
             t.join(timeout=10)
         self._threads.clear()
 
+    def stop(self) -> None:
+        self._halt()
+        if self.elector is not None:
+            self.elector.stop()
+
     def _work(self) -> None:
         while (key := self.queue.get()) is not None:
-            delay = None
+            retry = False
             try:
-                delay = self.reconciler.reconcile(key)
-                if delay is None:
-                    self._failures.pop(key, None)
+                retry = self.reconciler.reconcile(key)
             except ApiError as exc:
-                delay = self._backoff(key)
-                log.warning("reconcile %s/%s failed: %s (retry in %.0f s)", key[0], key[1], exc, delay)
+                retry = exc.retryable
+                log.warning("reconcile %s/%s failed: %s%s", key[0], key[1], exc,
+                            "" if retry else " (not retried until the pipeline or a child changes)")
             except Exception:  # a bug must not kill the worker; the traceback is in the log
-                delay = self._backoff(key)
-                log.exception("reconcile %s/%s crashed (retry in %.0f s)", key[0], key[1], delay)
+                retry = True
+                log.exception("reconcile %s/%s crashed", key[0], key[1])
             finally:
                 self.queue.done(key)
                 metrics.QUEUE_DEPTH.set(len(self.queue))
-            if delay:
+            if retry:
+                delay = self.backoff.next(key)
+                log.info("retrying %s/%s in %.1f s (failure %d)", key[0], key[1], delay, self.backoff.failures(key))
                 self.queue.add_after(key, delay)
-
-    def _backoff(self, key: PipelineKey) -> float:
-        n = self._failures[key] = self._failures.get(key, 0) + 1
-        return min(60.0, 0.5 * 2 ** (n - 1))
+            else:
+                self.backoff.forget(key)
 
     def _resync(self) -> None:
         while not self._stop.wait(self.options.resync_seconds):
+            self.reconciler.forget_refusals()
             for key in self.cache.pipelines():
                 self.queue.add(key)
 
     # ------------------------------------------------------------------------------ kopf's inputs
 
     def observe(self, event_type: str | None, body: dict) -> None:
-        """A watch event of a pipeline or a child: remember it and reconcile the pipeline."""
-        if event_type == "DELETED":
-            owner = self.cache.remove(body)
-            if body.get("kind") == "FraudPipeline" and owner:
-                self.reconciler.forget(owner)
-                return
-        else:
-            owner = self.cache.put(body)
+        """A watch event of a pipeline or a child: remember it and reconcile the pipeline. Runs on
+        kopf's event loop: no requests and no lock that a request holds."""
+        owner = self.cache.observe(event_type, body)
+        if body.get("kind") == PIPELINE.kind and event_type == "DELETED" and owner:
+            self.reconciler.forget(owner)
+            self.backoff.forget(owner)
+            return
         if owner:
             self.queue.add(owner)
             metrics.QUEUE_DEPTH.set(len(self.queue))
-
-    def cleanup(self, body: dict) -> list[str]:
-        return self.reconciler.cleanup(body)

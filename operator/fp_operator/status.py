@@ -1,7 +1,8 @@
 """From the children's observed state to the FraudPipeline's status (pure: no I/O, `now` passed in).
 
-Each condition has a reason from the closed set below (documented in docs/operator.md), so that
-tools and people can key on it; messages are for people.
+Each condition has a reason from the closed set below: the CRD's status schema lists it as an enum
+(crd.py) and docs/operator.md documents it, so that tools and people can key on it; messages are
+for people. What each child's own status means is read by the registry's readers (readiness.py).
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from enum import Enum
 from typing import Any
 
 from fraudpipeline.spec import FraudPipeline, FraudPipelineStatus
-from fp_operator import names
+from fp_operator import labels, names
 from fp_operator.builders import Capabilities
-from fp_operator.builders.context import MONITORING_KINDS
+from fp_operator.kinds import CHILD_KINDS, MONITORING_KINDS
+from fp_operator.readiness import Readiness
 
 
 class Reason(str, Enum):
@@ -51,8 +53,6 @@ class Reason(str, Enum):
 FAILING = {Reason.TOPIC_ERROR, Reason.JOB_FAILED, Reason.ROLLOUT_FAILED, Reason.KAFKA_TOPIC_CRD_MISSING,
            Reason.FLINK_CRD_MISSING}
 INVALID = {Reason.PARTITION_DECREASE_REFUSED, Reason.INVALID_SPEC}
-FLINK_HEALTHY_LIFECYCLE = {"STABLE", "DEPLOYED"}
-FLINK_FAILED_LIFECYCLE = {"FAILED", "ROLLED_BACK"}
 
 
 @dataclass
@@ -76,37 +76,16 @@ class Verdict:
     message: str
 
 
-def _cond(obj: dict | None, ctype: str) -> dict | None:
-    for c in ((obj or {}).get("status") or {}).get("conditions") or []:
-        if c.get("type") == ctype:
-            return c
-    return None
-
-
-def _generation_seen(obj: dict) -> bool:
-    seen = (obj.get("status") or {}).get("observedGeneration")
-    generation = (obj.get("metadata") or {}).get("generation")
-    return seen is None or generation is None or seen >= generation
+def _read(kind: str, obj: dict | None) -> Readiness:
+    reader = CHILD_KINDS[kind].ready
+    assert reader is not None, kind
+    return reader(obj)
 
 
 # ------------------------------------------------------------------------------------------ topics
 
-def topic_ready(obj: dict | None) -> tuple[bool, str | None]:
-    """Strimzi's rule: condition Ready=True for the current generation."""
-    if obj is None:
-        return False, "not created yet"
-    ready = _cond(obj, "Ready")
-    if not _generation_seen(obj) or (obj.get("status") or {}).get("observedGeneration") is None:
-        return False, "waiting for Strimzi's Topic Operator"
-    if ready is None:
-        return False, "no Ready condition yet"
-    if ready.get("status") == "True":
-        return True, None
-    return False, f"{ready.get('reason') or 'NotReady'}: {ready.get('message') or ''}".strip()
-
-
 def topics_verdict(p: FraudPipeline, obs: Observation) -> tuple[Verdict, list[dict]]:
-    if not obs.caps.kafka_api_version:
+    if not obs.caps.serves("KafkaTopic"):
         return Verdict("False", Reason.KAFKA_TOPIC_CRD_MISSING,
                        "kafka.strimzi.io KafkaTopic is not served by this cluster: install the Strimzi CRDs"), []
     topics = [d for d in obs.desired if d["kind"] == "KafkaTopic"]
@@ -114,16 +93,15 @@ def topics_verdict(p: FraudPipeline, obs: Observation) -> tuple[Verdict, list[di
     for d in topics:
         meta = d["metadata"]
         live = obs.get("KafkaTopic", meta["namespace"], meta["name"])
-        ok, why = topic_ready(live)
-        ready_count += ok
-        if not ok and live is not None and (_cond(live, "Ready") or {}).get("status") == "False" \
-                and _generation_seen(live):
-            errors.append(f"{d['spec']['topicName']}: {why}")
+        r = _read("KafkaTopic", live)
+        ready_count += r.ready
+        if r.failed:
+            errors.append(f"{d['spec']['topicName']}: {r.message}")
         partitions = ((live or {}).get("spec") or {}).get("partitions", d["spec"].get("partitions"))
-        entry = {"role": meta["labels"].get("frauddetect.dev/topic-role", ""), "name": meta["name"],
-                 "topicName": d["spec"]["topicName"], "ready": ok, "partitions": partitions}
-        if why:
-            entry["message"] = why
+        entry = {"role": meta["labels"].get(labels.TOPIC_ROLE, ""), "name": meta["name"],
+                 "topicName": d["spec"]["topicName"], "ready": r.ready, "partitions": partitions}
+        if r.message:
+            entry["message"] = r.message
         summary.append(entry)
     if obs.refused_partitions:
         msgs = [f"spec.kafka.topics.{role}.partitions is {want} but the topic already has {have} partitions; "
@@ -143,34 +121,33 @@ def topics_verdict(p: FraudPipeline, obs: Observation) -> tuple[Verdict, list[di
 
 def stream_verdict(p: FraudPipeline, obs: Observation) -> tuple[Verdict, dict | None]:
     name = names.stream(p)
-    if not obs.caps.flink:
-        return Verdict("False", Reason.FLINK_CRD_MISSING, "flink.apache.org/v1beta1 FlinkDeployment is not served: "
+    if not obs.caps.serves("FlinkDeployment"):
+        return Verdict("False", Reason.FLINK_CRD_MISSING,
+                       f"{CHILD_KINDS['FlinkDeployment'].api_version()} FlinkDeployment is not served: "
                        "install the Flink Kubernetes Operator"), None
     live = obs.get("FlinkDeployment", p.namespace, name)
     st = (live or {}).get("status") or {}
     lifecycle = st.get("lifecycleState")
     job_state = (st.get("jobStatus") or {}).get("state")
-    error = st.get("error") or None
     summary = {"name": name, "parallelism": p.spec.stream.parallelism}
     if live is not None:
         summary["parallelism"] = ((live.get("spec") or {}).get("job") or {}).get("parallelism")
-    for key, value in (("lifecycleState", lifecycle), ("jobState", job_state), ("error", error)):
+    for key, value in (("lifecycleState", lifecycle), ("jobState", job_state), ("error", st.get("error") or None)):
         if value:
             summary[key] = value[:1000] if isinstance(value, str) else value
-    where = f"lifecycleState={lifecycle or '-'}, job={job_state or '-'}"
+    r = _read("FlinkDeployment", live)
     if live is None:
-        return Verdict("False", Reason.JOB_STARTING, "FlinkDeployment not created yet"), summary
+        return Verdict("False", Reason.JOB_STARTING, r.message), summary
     if p.spec.suspend:
         done = lifecycle == "SUSPENDED" or job_state in ("SUSPENDED", "CANCELED", "FINISHED")
+        where = f"lifecycleState={lifecycle or '-'}, job={job_state or '-'}"
         return Verdict("False", Reason.JOB_SUSPENDED,
                        "job suspended" if done else f"suspending the job ({where})"), summary
-    if lifecycle in FLINK_FAILED_LIFECYCLE or job_state == "FAILED":
-        return Verdict("False", Reason.JOB_FAILED, f"{where}: {error or 'see the FlinkDeployment'}"[:1000]), summary
-    healthy = (lifecycle in FLINK_HEALTHY_LIFECYCLE and job_state == "RUNNING"
-               and st.get("jobManagerDeploymentStatus") == "READY" and not error and _generation_seen(live))
-    if healthy:
-        return Verdict("True", Reason.JOB_RUNNING, f"job running ({where})"), summary
-    return Verdict("False", Reason.JOB_STARTING, f"waiting for the Flink Kubernetes Operator ({where})"), summary
+    if r.failed:
+        return Verdict("False", Reason.JOB_FAILED, r.message), summary
+    if r.ready:
+        return Verdict("True", Reason.JOB_RUNNING, r.message), summary
+    return Verdict("False", Reason.JOB_STARTING, r.message), summary
 
 
 # ------------------------------------------------------------------------------------------- model
@@ -181,26 +158,19 @@ def model_verdict(p: FraudPipeline, obs: Observation) -> tuple[Verdict, dict]:
     spec = (live or {}).get("spec") or {}
     st = (live or {}).get("status") or {}
     desired = spec.get("replicas", 1) if live is not None else 0
-    ready = st.get("readyReplicas", 0) or 0
-    available = st.get("availableReplicas", 0) or 0
     applied_tag = (((spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}).get(
-        "frauddetect.dev/model-tag", p.spec.model.model_tag)
-    summary = {"name": name, "tag": applied_tag, "readyReplicas": ready, "desiredReplicas": desired}
+        labels.MODEL_TAG_ANNOTATION, p.spec.model.model_tag)
+    summary = {"name": name, "tag": applied_tag, "readyReplicas": st.get("readyReplicas", 0) or 0,
+               "desiredReplicas": desired}
+    r = _read("Deployment", live)
     if live is None:
-        return Verdict("False", Reason.REPLICAS_UNAVAILABLE, "Deployment not created yet"), summary
+        return Verdict("False", Reason.REPLICAS_UNAVAILABLE, r.message), summary
     if p.spec.suspend:
         return Verdict("False", Reason.SCALED_TO_ZERO, f"suspended: {st.get('replicas', 0) or 0} replicas left"), summary
-    progressing = _cond(live, "Progressing") or {}
-    if progressing.get("status") == "False" and progressing.get("reason") == "ProgressDeadlineExceeded":
-        return Verdict("False", Reason.ROLLOUT_FAILED, progressing.get("message", "rollout stuck")), summary
-    rolled_out = _generation_seen(live) and (st.get("updatedReplicas", 0) or 0) >= desired \
-        and (st.get("replicas", 0) or 0) <= desired
-    if rolled_out and available >= 1:
-        return Verdict("True", Reason.REPLICAS_AVAILABLE,
-                       f"{ready}/{desired} replicas ready, model {applied_tag}"), summary
-    return Verdict("False", Reason.REPLICAS_UNAVAILABLE,
-                   f"{available}/{desired} replicas available, model {applied_tag}"
-                   + ("" if rolled_out else " (rollout in progress)")), summary
+    if r.failed:
+        return Verdict("False", Reason.ROLLOUT_FAILED, r.message), summary
+    return Verdict("True" if r.ready else "False", Reason.REPLICAS_AVAILABLE if r.ready else Reason.REPLICAS_UNAVAILABLE,
+                   f"{r.message}, model {applied_tag}"), summary
 
 
 # -------------------------------------------------------------------------------------- monitoring
@@ -210,7 +180,7 @@ def monitoring_verdict(p: FraudPipeline, obs: Observation) -> Verdict:
     if not mon.enabled:
         return Verdict("True", Reason.MONITORING_DISABLED, "spec.monitoring.enabled is false")
     wanted = {"ServiceMonitor", "PodMonitor"} | ({"PrometheusRule"} if mon.alerts else set())
-    missing = sorted(wanted - set(obs.caps.monitoring))
+    missing = sorted(k for k in wanted if not obs.caps.serves(k))
     if missing:
         return Verdict("False", Reason.MONITORING_CRD_MISSING,
                        f"{', '.join(missing)} not served by this cluster: install the Prometheus Operator CRDs")
@@ -265,7 +235,7 @@ def compute_status(p: FraudPipeline, obs: Observation, previous: dict | None, no
     endpoints = {"bootstrapServers": p.bootstrap_servers, "serving": names.serving_url(p)}
     if stream is not None:
         endpoints["flinkUI"] = names.flink_ui_url(p)
-    if p.spec.kafka.bridge.enabled and obs.caps.kafka_api_version:
+    if p.spec.kafka.bridge.enabled and obs.caps.serves("KafkaBridge"):
         bridge = obs.get("KafkaBridge", p.namespace, names.bridge(p))
         endpoints["bridge"] = ((bridge or {}).get("status") or {}).get("url") or names.bridge_url(p)
     status: dict[str, Any] = {

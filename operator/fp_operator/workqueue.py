@@ -1,13 +1,39 @@
 """A coalescing work queue (the client-go pattern): each pipeline is reconciled by one worker at a
-time; requests that arrive meanwhile collapse into one more pass; delayed retries with backoff.
+time; requests that arrive meanwhile collapse into one more pass; delayed retries with a
+per-pipeline exponential backoff.
 """
 
 from __future__ import annotations
 
 import heapq
+import random
 import threading
 import time
 from collections.abc import Callable, Hashable
+
+
+class Backoff:
+    """Per-key retry delays: doubling from `base` up to `cap`, each drawn from its upper half
+    (jitter, so that pipelines failing together do not retry in lockstep); `forget` on success."""
+
+    def __init__(self, base: float = 0.5, cap: float = 60.0, rng: Callable[[], float] = random.random):
+        self.base, self.cap, self._rng = base, cap, rng
+        self._failures: dict[Hashable, int] = {}
+        self._lock = threading.Lock()
+
+    def next(self, key: Hashable) -> float:
+        with self._lock:
+            n = self._failures[key] = self._failures.get(key, 0) + 1
+        ceiling = min(self.cap, self.base * 2 ** min(n - 1, 32))
+        return ceiling / 2 + self._rng() * ceiling / 2
+
+    def failures(self, key: Hashable) -> int:
+        with self._lock:
+            return self._failures.get(key, 0)
+
+    def forget(self, key: Hashable) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
 
 
 class WorkQueue:

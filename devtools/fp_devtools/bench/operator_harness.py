@@ -2,7 +2,8 @@
 
 - the operator runs as its own ServiceAccount bound to the chart's ClusterRole (rendered with
   `helm template`), so missing permissions fail here, not in production;
-- it runs as a separate process (`fraudpipe operator run`), so its RSS is its own;
+- it runs as a separate process (`python -m fp_operator run`, the image's entry point), so its
+  RSS is its own;
 - its API writes are counted from the API server's audit log (by user), not by the operator itself.
 
 Needs a dev API server (`fraudpipe dev up --with kube`): httpx and the dev helpers are imported
@@ -31,10 +32,12 @@ from fp_operator.crd import CRD_FILE_NAME, repo_root
 OPERATOR_NAMESPACE = "fraudpipeline-system"
 OPERATOR_ACCOUNT = "fraudpipeline-operator"
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
-# Kinds tests touch that the operator itself never does.
+# Kinds tests touch that the operator itself never does (the operator's are in fp_operator.kinds).
 _OTHER_PLURALS = {"CustomResourceDefinition": "customresourcedefinitions", "Namespace": "namespaces",
                   "Pod": "pods", "ReplicaSet": "replicasets", "ClusterRole": "clusterroles",
-                  "ClusterRoleBinding": "clusterrolebindings"}
+                  "ClusterRoleBinding": "clusterrolebindings", "Role": "roles",
+                  "ValidatingAdmissionPolicy": "validatingadmissionpolicies",
+                  "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings"}
 
 
 # Same spec as examples/minimal.yaml (a unit test keeps them equal); here so that the benchmark
@@ -83,9 +86,9 @@ class Cluster:
     @staticmethod
     def path(api_version: str, kind: str, namespace: str | None = None, name: str | None = None,
              subresource: str | None = None) -> str:
-        from fp_operator.kube import RESOURCES
+        from fp_operator.kinds import KINDS
 
-        plural = RESOURCES[kind].plural if kind in RESOURCES else _OTHER_PLURALS[kind]
+        plural = KINDS[kind].plural if kind in KINDS else _OTHER_PLURALS[kind]
         base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
         out = base + (f"/namespaces/{namespace}" if namespace else "") + f"/{plural}"
         return out + (f"/{name}" if name else "") + (f"/{subresource}" if subresource else "")
@@ -159,9 +162,12 @@ def operator_identity(cluster: Cluster, helm: str | None, workdir: Path) -> Iden
         return Identity(Path(cluster.env["kubeconfig"]), "admin", "admin (helm not found to render the chart's RBAC)")
     chart = repo_root() / "charts" / "fraudpipeline"
     shown = ["templates/rbac/serviceaccount.yaml", "templates/rbac/clusterrole.yaml",
-             "templates/rbac/clusterrolebinding.yaml", "templates/rbac/flink-job-clusterrole.yaml"]
+             "templates/rbac/clusterrolebinding.yaml", "templates/rbac/flink-job-clusterrole.yaml",
+             "templates/rbac/leader-election-role.yaml", "templates/rbac/leader-election-rolebinding.yaml"]
+    # Leader election on, so that the Lease's Role is there too (the Lease is named like the account).
     argv = [helm, "template", "fraudpipeline", str(chart), "--namespace", OPERATOR_NAMESPACE,
-            "--set", f"fullnameOverride={OPERATOR_ACCOUNT}", "--set", "flinkJob.clusterRoleName=fraudpipeline-flink-job"]
+            "--set", f"fullnameOverride={OPERATOR_ACCOUNT}", "--set", "flinkJob.clusterRoleName=fraudpipeline-flink-job",
+            "--set", "operator.leaderElection.enabled=true"]
     for s in shown:
         argv += ["--show-only", s]
     rendered = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
@@ -190,12 +196,16 @@ def operator_identity(cluster: Cluster, helm: str | None, workdir: Path) -> Iden
 
 
 class OperatorProcess:
-    """`fraudpipe operator run` in a subprocess, with its own log."""
+    """`python -m fp_operator run` (the image's entry point) in a subprocess, with its own log.
+    With `leader_election`, it reconciles only while holding the Lease `OPERATOR_ACCOUNT` in
+    `OPERATOR_NAMESPACE` (as the chart runs several replicas)."""
 
-    def __init__(self, kubeconfig: Path, log: Path, env: dict[str, str] | None = None, workers: int = 4):
+    def __init__(self, kubeconfig: Path, log: Path, env: dict[str, str] | None = None, workers: int = 4,
+                 leader_election: bool = False):
         from fp_devtools.process import free_port
 
         self.kubeconfig, self.log, self.extra_env, self.workers = kubeconfig, log, env or {}, workers
+        self.leader_election = leader_election
         self.liveness_port, self.metrics_port = free_port(), free_port()
         self.proc: subprocess.Popen | None = None
 
@@ -210,9 +220,12 @@ class OperatorProcess:
         # As in the image (operator/Dockerfile): one glibc arena pool instead of one per thread.
         env = {"MALLOC_ARENA_MAX": "2", **os.environ, **self.extra_env}
         env.pop("KUBECONFIG", None)
-        argv = [sys.executable, "-m", "fraudpipeline.cli", "operator", "run", "--all-namespaces",
+        argv = [sys.executable, "-m", "fp_operator", "run", "--all-namespaces",
                 "--kubeconfig", str(self.kubeconfig), "--liveness-port", str(self.liveness_port),
                 "--metrics-port", str(self.metrics_port), "--workers", str(self.workers)]
+        if self.leader_election:
+            argv += ["--leader-election", "--leader-election-namespace", OPERATOR_NAMESPACE,
+                     "--leader-election-id", OPERATOR_ACCOUNT]
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          env=env, cwd=repo_root())
@@ -244,6 +257,19 @@ class OperatorProcess:
                 self.proc.kill()
                 self.proc.wait(5)
         self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or a lost node would: no chance to release the Lease."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.proc = None
+
+    def probes(self) -> dict:
+        """kopf's liveness answer: our probes (`queue`, `leader`) by id."""
+        import httpx
+
+        return httpx.get(f"http://127.0.0.1:{self.liveness_port}/healthz", timeout=2).json()
 
     def tail(self, lines: int = 60) -> str:
         from fp_devtools.process import log_tail

@@ -4,16 +4,41 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-MONITORING_KINDS = frozenset({"ServiceMonitor", "PodMonitor", "PrometheusRule"})
+from fp_operator.kinds import CHILD_KINDS, CHILDREN, MONITORING_KINDS
+
+
+def _everything() -> dict[str, str]:
+    return {k.kind: k.versions[0] for k in CHILDREN if k.optional}
 
 
 @dataclass(frozen=True)
 class Capabilities:
-    """Found by discovery; builders emit only what the cluster can store."""
+    """Found by discovery: the optional kinds (CRDs) the cluster serves, and at which version.
+    Builders emit only what the cluster can store. Core kinds are always served."""
 
-    kafka_api_version: str | None = "v1"  # kafka.strimzi.io version for KafkaTopic/KafkaBridge; None: not served
-    flink: bool = True  # flink.apache.org/v1beta1 FlinkDeployment served
-    monitoring: frozenset[str] = field(default_factory=lambda: MONITORING_KINDS)  # served kinds
+    served: dict[str, str] = field(default_factory=_everything)  # kind -> version, e.g. {"KafkaTopic": "v1"}
+
+    def without(self, *kinds: str) -> Capabilities:
+        return Capabilities({k: v for k, v in self.served.items() if k not in kinds})
+
+    def at(self, kind: str, version: str) -> Capabilities:
+        return Capabilities({**self.served, kind: version})
+
+    def serves(self, kind: str) -> bool:
+        return not CHILD_KINDS[kind].optional or kind in self.served
+
+    def api_version(self, kind: str) -> str:
+        """The apiVersion to write `kind` with (the served version of an optional kind)."""
+        return CHILD_KINDS[kind].api_version(self.served.get(kind))
+
+    @property
+    def kafka_api_version(self) -> str | None:
+        """kafka.strimzi.io version of KafkaTopic (reported in the status); None: not served."""
+        return self.served.get("KafkaTopic")
+
+    @property
+    def monitoring(self) -> frozenset[str]:
+        return frozenset(k for k in MONITORING_KINDS if k in self.served)
 
 
 @dataclass(frozen=True)

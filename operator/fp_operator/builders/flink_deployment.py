@@ -1,4 +1,4 @@
-"""The PyFlink job: a FlinkDeployment (flink.apache.org/v1beta1, application mode) and, unless the
+"""The PyFlink job: a FlinkDeployment (application mode) and, unless the
 spec names one, a ServiceAccount with a RoleBinding to the chart's Flink job ClusterRole (the
 JobManager creates TaskManager pods and HA ConfigMaps with it).
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fraudpipeline.spec import FraudPipeline
 from fp_operator import labels, names
+from fp_operator.kinds import api_version
 
 PYTHON_DRIVER = "org.apache.flink.client.python.PythonDriver"
 JOB_MODULE = "fp_flink.job"
@@ -85,10 +86,10 @@ def _pod_template(p: FraudPipeline) -> dict:
     }
 
 
-def build_flink_deployment(p: FraudPipeline) -> dict:
+def build_flink_deployment(p: FraudPipeline, flink_api_version: str | None = None) -> dict:
     s = p.spec.stream
     return {
-        "apiVersion": "flink.apache.org/v1beta1",
+        "apiVersion": flink_api_version or api_version("FlinkDeployment"),
         "kind": "FlinkDeployment",
         "metadata": labels.metadata(p, names.stream(p), "stream"),
         "spec": {
@@ -121,9 +122,9 @@ def build_flink_service_account(p: FraudPipeline, cluster_role: str) -> list[dic
         return []
     name = names.flink_service_account(p)
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": labels.metadata(p, name, "stream"),
+        {"apiVersion": api_version("ServiceAccount"), "kind": "ServiceAccount", "metadata": labels.metadata(p, name, "stream"),
          "automountServiceAccountToken": True},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+        {"apiVersion": api_version("RoleBinding"), "kind": "RoleBinding",
          "metadata": labels.metadata(p, name, "stream"),
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                      "name": cluster_role},

@@ -6,10 +6,11 @@ from fraudpipeline.spec import FraudPipeline
 from fp_operator import labels, names
 
 
-def build_kafka_bridge(p: FraudPipeline, kafka_api_version: str) -> dict:
+def build_kafka_bridge(p: FraudPipeline, bridge_api_version: str) -> dict:
+    """`bridge_api_version`: the served kafka.strimzi.io version, e.g. kafka.strimzi.io/v1."""
     bridge = p.spec.kafka.bridge
     return {
-        "apiVersion": f"kafka.strimzi.io/{kafka_api_version}",
+        "apiVersion": bridge_api_version,
         "kind": "KafkaBridge",
         "metadata": labels.metadata(p, names.bridge(p), "bridge"),
         "spec": {

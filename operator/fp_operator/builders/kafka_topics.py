@@ -11,7 +11,8 @@ from fraudpipeline.spec import FraudPipeline
 from fp_operator import labels, names
 
 
-def build_kafka_topics(p: FraudPipeline, kafka_api_version: str) -> list[dict]:
+def build_kafka_topics(p: FraudPipeline, topic_api_version: str) -> list[dict]:
+    """`topic_api_version`: the served kafka.strimzi.io version, e.g. kafka.strimzi.io/v1."""
     out = []
     for role, topic in p.spec.kafka.topics.all().items():
         spec: dict = {"topicName": p.topic_name(role), "partitions": topic.partitions}
@@ -20,7 +21,7 @@ def build_kafka_topics(p: FraudPipeline, kafka_api_version: str) -> list[dict]:
         if topic.config:
             spec["config"] = dict(sorted(topic.config.items()))
         out.append({
-            "apiVersion": f"kafka.strimzi.io/{kafka_api_version}",
+            "apiVersion": topic_api_version,
             "kind": "KafkaTopic",
             "metadata": labels.metadata(p, names.topic_object(p, role), "topic", namespace=p.kafka_namespace,
                                         owned=False, extra_labels={labels.STRIMZI_CLUSTER: p.spec.kafka.cluster,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from fraudpipeline.spec import SERVING_PORT, FraudPipeline
 from fp_operator import labels, names
+from fp_operator.kinds import api_version
 
 BENTOML_HOME = "/home/bentoml/bentoml"
 
@@ -72,13 +73,13 @@ def build_model_deployment(p: FraudPipeline, run_as_user: int = 1000) -> dict:
     }
     if p.spec.suspend:
         spec = {"replicas": 0, **spec}
-    return {"apiVersion": "apps/v1", "kind": "Deployment",
+    return {"apiVersion": api_version("Deployment"), "kind": "Deployment",
             "metadata": labels.metadata(p, names.model(p), "model"), "spec": spec}
 
 
 def build_model_service(p: FraudPipeline) -> dict:
     return {
-        "apiVersion": "v1", "kind": "Service",
+        "apiVersion": api_version("Service"), "kind": "Service",
         "metadata": labels.metadata(p, names.model(p), "model"),
         "spec": {"type": "ClusterIP", "selector": labels.selector_labels(p, "model"),
                  "ports": [{"name": "http", "port": SERVING_PORT, "targetPort": "http", "protocol": "TCP"}]},
@@ -88,10 +89,10 @@ def build_model_service(p: FraudPipeline) -> dict:
 def build_model_hpa(p: FraudPipeline) -> dict:
     a = p.spec.model.autoscaling
     return {
-        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "apiVersion": api_version("HorizontalPodAutoscaler"), "kind": "HorizontalPodAutoscaler",
         "metadata": labels.metadata(p, names.model(p), "model"),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": names.model(p)},
+            "scaleTargetRef": {"apiVersion": api_version("Deployment"), "kind": "Deployment", "name": names.model(p)},
             "minReplicas": a.min_replicas,
             "maxReplicas": a.max_replicas,
             "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
@@ -102,7 +103,7 @@ def build_model_hpa(p: FraudPipeline) -> dict:
 
 def build_model_pdb(p: FraudPipeline) -> dict:
     return {
-        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "apiVersion": api_version("PodDisruptionBudget"), "kind": "PodDisruptionBudget",
         "metadata": labels.metadata(p, names.model(p), "model"),
         # maxUnavailable, not minAvailable: a single replica must still be drainable.
         "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels.selector_labels(p, "model")}},

@@ -11,6 +11,7 @@ import json
 
 from fraudpipeline.spec import FraudPipeline
 from fp_operator import labels, names
+from fp_operator.kinds import api_version
 
 JOB_METRIC_PREFIX = "flink_taskmanager_job_task_operator_fraudpipe_"
 
@@ -21,7 +22,7 @@ def _extra(p: FraudPipeline) -> dict[str, str]:
 
 def build_service_monitor(p: FraudPipeline) -> dict:
     return {
-        "apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
+        "apiVersion": api_version("ServiceMonitor"), "kind": "ServiceMonitor",
         "metadata": labels.metadata(p, names.model(p), "monitoring", extra_labels=_extra(p)),
         "spec": {
             "selector": {"matchLabels": labels.selector_labels(p, "model")},
@@ -32,7 +33,7 @@ def build_service_monitor(p: FraudPipeline) -> dict:
 
 def build_pod_monitor(p: FraudPipeline) -> dict:
     return {
-        "apiVersion": "monitoring.coreos.com/v1", "kind": "PodMonitor",
+        "apiVersion": api_version("PodMonitor"), "kind": "PodMonitor",
         "metadata": labels.metadata(p, names.stream(p), "monitoring", extra_labels=_extra(p)),
         "spec": {
             "selector": {"matchLabels": labels.selector_labels(p, "stream")},
@@ -89,7 +90,7 @@ def alert_rules(p: FraudPipeline) -> list[dict]:
 
 def build_prometheus_rule(p: FraudPipeline) -> dict:
     return {
-        "apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+        "apiVersion": api_version("PrometheusRule"), "kind": "PrometheusRule",
         "metadata": labels.metadata(p, names.rules(p), "monitoring", extra_labels=_extra(p)),
         "spec": {"groups": [{"name": f"fraudpipeline.{p.namespace}.{p.name}", "rules": alert_rules(p)}]},
     }
@@ -142,7 +143,7 @@ def dashboard(p: FraudPipeline) -> dict:
 
 def build_dashboard_configmap(p: FraudPipeline) -> dict:
     return {
-        "apiVersion": "v1", "kind": "ConfigMap",
+        "apiVersion": api_version("ConfigMap"), "kind": "ConfigMap",
         "metadata": labels.metadata(p, names.dashboard(p), "monitoring", extra_labels={"grafana_dashboard": "1"},
                                     annotations={"grafana_folder": "FraudPipeline"}),
         "data": {f"fraudpipeline-{p.namespace}-{p.name}.json": json.dumps(dashboard(p), indent=2, sort_keys=True)},

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from fraudpipeline.spec import API_VERSION, KIND
+from fp_operator.kinds import CHILDREN
 from fp_devtools.bench.operator_harness import Cluster, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
@@ -61,16 +62,10 @@ def children(cluster: Cluster, namespace: str, name: str, kafka_namespace: str |
     """Every object labelled as a child of the pipeline, by (kind, namespace, name)."""
     sel = f"frauddetect.dev/pipeline={name},frauddetect.dev/pipeline-namespace={namespace}"
     out = {}
-    for api, kind in [("kafka.strimzi.io/v1", "KafkaTopic"), ("kafka.strimzi.io/v1", "KafkaBridge"),
-                      ("flink.apache.org/v1beta1", "FlinkDeployment"), ("apps/v1", "Deployment"),
-                      ("v1", "Service"), ("v1", "ServiceAccount"), ("v1", "ConfigMap"),
-                      ("autoscaling/v2", "HorizontalPodAutoscaler"), ("policy/v1", "PodDisruptionBudget"),
-                      ("rbac.authorization.k8s.io/v1", "RoleBinding"),
-                      ("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PodMonitor"),
-                      ("monitoring.coreos.com/v1", "PrometheusRule")]:
+    for k in CHILDREN:
         for ns in {namespace, kafka_namespace or namespace}:
-            for obj in cluster.list(api, kind, ns, sel):
-                out[(kind, ns, obj["metadata"]["name"])] = obj
+            for obj in cluster.list(k.api_version(), k.kind, ns, sel):
+                out[(k.kind, ns, obj["metadata"]["name"])] = obj
     return out
 
 

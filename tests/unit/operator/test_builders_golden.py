@@ -5,6 +5,7 @@ from __future__ import annotations
 from conftest import check_golden, example
 
 from fp_operator.builders import BuildOptions, Capabilities, build_children
+from fp_operator.kinds import MONITORING_KINDS
 
 
 def test_minimal_pipeline_children(minimal):
@@ -21,6 +22,6 @@ def test_suspended_pipeline_children():
 
 def test_old_strimzi_without_monitoring_crds():
     # Strimzi <= 0.48 serves only v1beta2; no Prometheus Operator installed.
-    caps = Capabilities(kafka_api_version="v1beta2", monitoring=frozenset())
+    caps = Capabilities().at("KafkaTopic", "v1beta2").at("KafkaBridge", "v1beta2").without(*MONITORING_KINDS)
     check_golden("full-v1beta2-no-monitoring-crds",
                  build_children(example("full"), caps, BuildOptions(flink_job_cluster_role="flink-job")))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fp_operator.kube import RESOURCES
+from fp_operator.kinds import CHILDREN, EVENT, LEASE, PIPELINE
 
 REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "fraudpipeline"
@@ -50,31 +50,59 @@ def test_crd_copy_and_operator_deployment():
     dep = next(d for d in docs if d["kind"] == "Deployment")
     assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate"
     c = dep["spec"]["template"]["spec"]["containers"][0]
-    assert c["args"][:3] == ["operator", "run", "--all-namespaces"]
+    assert c["args"][:2] == ["run", "--all-namespaces"] and "--leader-election" not in c["args"]
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    env = {e["name"]: e["value"] for e in c["env"]}
+    env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["FRAUDPIPE_FLINK_JOB_CLUSTER_ROLE"] == "fp-fraudpipeline-flink-job"
     assert (CHART / "crds" / "fraudpipelines.frauddetect.dev.yaml").read_text() == \
         (REPO / "crds" / "fraudpipelines.frauddetect.dev.yaml").read_text()
 
 
-def test_cluster_role_covers_exactly_the_kinds_the_operator_writes():
-    role = next(d for d in render() if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "fp-fraudpipeline")
+def _grants(role: dict) -> dict[tuple[str, str], set[str]]:
     grants: dict[tuple[str, str], set[str]] = {}
     for rule in role["rules"]:
         for group in rule["apiGroups"]:
             for res in rule["resources"]:
                 grants.setdefault((group, res), set()).update(rule["verbs"])
     assert "*" not in {v for verbs in grants.values() for v in verbs}
-    for kind, res in RESOURCES.items():
-        verbs = grants.get((res.group, res.plural), set())
-        if kind == "Event":
-            assert verbs == {"create"}
-        elif kind == "FraudPipeline":
-            assert verbs == {"get", "list", "watch", "patch"}
-            assert grants[(res.group, "fraudpipelines/status")] == {"get", "patch"}
-        else:  # children: server-side apply needs create and patch; prune needs delete
-            assert verbs == {"get", "list", "watch", "create", "patch", "delete"}, kind
+    return grants
+
+
+def test_cluster_role_covers_exactly_the_kinds_the_operator_writes():
+    """Driven by the registry of kinds: a new child kind without its rule fails here."""
+    role = next(d for d in render() if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "fp-fraudpipeline")
+    grants = _grants(role)
+    assert grants[(EVENT.group, EVENT.plural)] == {"create"}
+    assert grants[(PIPELINE.group, PIPELINE.plural)] == {"get", "list", "watch", "patch"}
+    assert grants[(PIPELINE.group, f"{PIPELINE.plural}/status")] == {"get", "patch"}
+    for k in CHILDREN:  # server-side apply needs create and patch; prune needs delete
+        assert grants.get((k.group, k.plural)) == {"get", "list", "watch", "create", "patch", "delete"}, k.kind
+    children = {(k.group, k.plural) for k in CHILDREN}
+    framework = {("apiextensions.k8s.io", "customresourcedefinitions"), ("", "namespaces"),
+                 (PIPELINE.group, f"{PIPELINE.plural}/finalizers"), ("rbac.authorization.k8s.io", "clusterroles")}
+    assert set(grants) == children | framework | {(EVENT.group, EVENT.plural), (PIPELINE.group, PIPELINE.plural),
+                                                  (PIPELINE.group, f"{PIPELINE.plural}/status")}
     bind = [r for r in role["rules"] if "bind" in r["verbs"]]
     assert bind == [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"],
                      "resourceNames": ["fp-fraudpipeline-flink-job"]}]
+
+
+def test_several_replicas_need_leader_election():
+    r = subprocess.run([_helm(), "template", "fp", str(CHART), "--set", "operator.replicas=2"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "leaderElection" in r.stderr
+    docs = render("operator.replicas=2", "operator.leaderElection.enabled=true")
+    dep = next(d for d in docs if d["kind"] == "Deployment")
+    assert dep["spec"]["replicas"] == 2 and dep["spec"]["strategy"]["type"] == "RollingUpdate"
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    assert "--leader-election" in c["args"] and "--leader-election-id=fp-fraudpipeline" in c["args"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    # the Lease only: a namespaced Role in the release namespace
+    role = next(d for d in docs if d["kind"] == "Role")
+    assert role["metadata"]["namespace"] == "fraudpipeline-system"
+    assert _grants(role) == {(LEASE.group, LEASE.plural): {"create", "get", "update"}}
+    named = [r for r in role["rules"] if "update" in r["verbs"]]
+    assert named[0]["resourceNames"] == ["fp-fraudpipeline"]
+    binding = next(d for d in docs if d["kind"] == "RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]

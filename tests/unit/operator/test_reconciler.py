@@ -20,13 +20,13 @@ def world():
     kube, cache = FakeKube(), ObjectCache()
     doc = yaml.safe_load((REPO / "examples" / "minimal.yaml").read_text())
     doc["metadata"].update({"uid": UID, "generation": 1})
-    cache.put(kube.add(doc))
+    cache.observe("ADDED", kube.add(doc))
     rec = Reconciler(kube, cache, now=lambda: "2026-01-01T00:00:00Z")
 
     def sync():
-        """What the watches would deliver: every stored object into the cache."""
+        """What the watches would deliver: every stored object's latest version into the cache."""
         for obj in kube.objects.values():
-            cache.put(copy.deepcopy(obj))
+            cache.observe("MODIFIED", copy.deepcopy(obj))
 
     def edit(**spec):
         obj = kube.objects[("FraudPipeline", *KEY)]
@@ -37,7 +37,7 @@ def world():
                 node = node.setdefault(k, {})
             node[leaf] = value
         obj["metadata"]["generation"] += 1
-        cache.put(kube._bump(obj))
+        cache.observe("MODIFIED", kube._bump(obj))
 
     return kube, cache, rec, sync, edit
 
@@ -50,9 +50,11 @@ def cond(kube, ctype):
     return next(c for c in status(kube)["conditions"] if c["type"] == ctype)
 
 
-def test_first_reconcile_creates_children_then_nothing_more(world):
+def test_first_reconcile_adds_the_finalizer_creates_children_then_nothing_more(world):
     kube, cache, rec, sync, _ = world
     rec.reconcile(KEY)
+    assert kube.calls[0] == ("patch", "FraudPipeline", "payments")  # the finalizer, before any child
+    assert kube.objects[("FraudPipeline", *KEY)]["metadata"]["finalizers"] == ["frauddetect.dev/finalizer"]
     applied = [c for c in kube.calls if c[0] == "apply"]
     assert len(applied) == 11
     assert status(kube)["phase"] == "Progressing"
@@ -86,7 +88,7 @@ def test_disabled_bridge_is_pruned_but_foreign_objects_are_not(world):
     sync()
     foreign = copy.deepcopy(kube.objects[("Service", "fraud", "payments-model")])
     foreign["metadata"].update(name="someone-elses", ownerReferences=[{"uid": "other"}])
-    cache.put(kube.add(foreign))
+    cache.observe("ADDED", kube.add(foreign))
     edit(kafka__bridge__enabled=False)
     rec.reconcile(KEY)
     assert ("KafkaBridge", "fraud", "payments") not in kube.objects
@@ -100,7 +102,7 @@ def test_removed_scores_topic_is_released_before_deletion(world):
     sync()
     edit(kafka__topics__scores=None)
     kube.objects[("FraudPipeline", *KEY)]["spec"]["kafka"]["topics"].pop("scores")
-    cache.put(kube._bump(kube.objects[("FraudPipeline", *KEY)]))
+    cache.observe("MODIFIED", kube._bump(kube.objects[("FraudPipeline", *KEY)]))
     kube.calls.clear()
     rec.reconcile(KEY)
     topic_calls = [c for c in kube.calls if c[1] == "KafkaTopic"]
@@ -125,28 +127,68 @@ def test_suspend_scales_to_zero_and_resume_drops_replicas(world):
     assert ("apply", "Deployment", "payments-model") in kube.calls  # the hash changed: replicas must go
 
 
-def test_apply_errors_become_a_condition_and_a_retry(world):
+def test_a_transient_apply_error_is_retried(world):
     kube, cache, rec, sync, _ = world
-    kube.fail_kinds = {"FlinkDeployment"}
-    delay = rec.reconcile(KEY)
-    assert delay and status(kube)["phase"] == "Degraded"
+    kube.fail_kinds, kube.fail_status = {"FlinkDeployment"}, 500
+    assert rec.reconcile(KEY) is True  # retry (after the runtime's backoff)
+    assert status(kube)["phase"] == "Degraded"
     c = cond(kube, "Ready")
     assert c["reason"] == "ApplyFailed" and "FlinkDeployment/payments-stream" in c["message"]
+    assert "(retrying)" in c["message"]
 
 
-def test_cleanup_releases_topics_with_retain_and_deletes_with_delete(world):
+def test_a_permanent_refusal_is_reported_and_not_retried_until_something_changes(world):
+    kube, cache, rec, sync, edit = world
+    kube.fail_kinds = {"FlinkDeployment"}  # 422: say, a webhook refuses it
+    assert rec.reconcile(KEY) is False
+    c = cond(kube, "Ready")
+    assert c["reason"] == "ApplyFailed" and "refused by the test" in c["message"] and "retrying" not in c["message"]
+    sync()
+    kube.calls.clear()
+    rec.reconcile(KEY)  # e.g. the event of our own status write: the refusal is remembered
+    assert ("apply", "FlinkDeployment", "payments-stream") not in kube.calls and kube.writes() == []
+    assert cond(kube, "Ready")["reason"] == "ApplyFailed"
+    kube.fail_kinds = set()
+    edit(stream__parallelism=3)  # a change of the desired FlinkDeployment: worth another try
+    rec.reconcile(KEY)
+    assert ("apply", "FlinkDeployment", "payments-stream") in kube.calls
+    assert cond(kube, "Ready")["reason"] != "ApplyFailed"
+
+
+def test_a_hand_edit_of_a_field_we_set_is_put_back_and_others_fields_are_left(world):
+    kube, cache, rec, sync, _ = world
+    rec.reconcile(KEY)
+    sync()
+    kube.calls.clear()
+    dep = kube.objects[("Deployment", "fraud", "payments-model")]
+    dep["spec"]["paused"] = True  # a field we do not set: none of our business
+    cache.observe("MODIFIED", kube._bump(dep))
+    rec.reconcile(KEY)
+    assert kube.writes() == []
+    cache.observe("MODIFIED", kube.edit("Deployment", "fraud", "payments-model", ["spec", "revisionHistoryLimit"], 9))
+    rec.reconcile(KEY)
+    assert kube.writes() == [("apply", "Deployment", "payments-model")]
+    assert dep["spec"]["revisionHistoryLimit"] == 3
+
+
+def test_deletion_releases_topics_then_removes_the_finalizer(world):
     kube, cache, rec, sync, edit = world
     rec.reconcile(KEY)
     sync()
-    body = copy.deepcopy(kube.objects[("FraudPipeline", *KEY)])
+    fp = kube.objects[("FraudPipeline", *KEY)]
+    fp["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    cache.observe("MODIFIED", kube._bump(fp))
     kube.calls.clear()
-    done = rec.cleanup(body)
-    assert len(done) == 4 and all("released" in d for d in done)
-    patches = [c for c in kube.calls if c[0] == "patch"]
+    assert rec.reconcile(KEY) is False
+    patches = [c for c in kube.calls if c[0] == "patch" and c[1] == "KafkaTopic"]
     deletes = [c for c in kube.calls if c[0] == "delete"]
     assert len(patches) == 4 and len(deletes) == 4
     assert kube.calls.index(patches[0]) < kube.calls.index(deletes[0])
     assert not any(k[0] == "KafkaTopic" for k in kube.objects)
+    # the finalizer goes last, and with it the pipeline
+    assert [c for c in kube.calls if c[1] == "FraudPipeline"] == [("patch", "FraudPipeline", "payments")]
+    assert ("FraudPipeline", *KEY) not in kube.objects
+    assert kube.events[-1]["reason"] == "TopicsReleased"
 
 
 def test_status_lasttransitiontime_moves_only_on_change(world):

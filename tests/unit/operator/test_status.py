@@ -6,7 +6,8 @@ import pytest
 from conftest import example
 
 from fp_operator.builders import Capabilities, build_children
-from fp_operator.status import Observation, compute_status, model_verdict, stream_verdict, topic_ready
+from fp_operator.readiness import kafka_topic
+from fp_operator.status import Observation, compute_status, model_verdict, stream_verdict
 
 NOW = "2026-01-01T00:00:00Z"
 
@@ -19,10 +20,11 @@ def topic(generation=1, observed=1, ready="True", reason=None, message=None):
 
 
 def test_topic_ready_only_for_the_current_generation():
-    assert topic_ready(topic())[0]
-    assert not topic_ready(topic(generation=2, observed=1))[0]
-    assert topic_ready(topic(ready="False", reason="KafkaError", message="boom")) == (False, "KafkaError: boom")
-    assert topic_ready(None) == (False, "not created yet")
+    assert kafka_topic(topic()).ready
+    assert not kafka_topic(topic(generation=2, observed=1)).ready
+    r = kafka_topic(topic(ready="False", reason="KafkaError", message="boom"))
+    assert (r.ready, r.failed, r.message) == (False, True, "KafkaError: boom")
+    assert kafka_topic(None).message == "not created yet" and not kafka_topic(None).failed
 
 
 def flink(lifecycle, job, jm="READY", error=None, generation=1, observed=1):
@@ -77,7 +79,17 @@ def test_all_ready_makes_the_pipeline_ready_and_crd_missing_degrades_it():
     s = compute_status(p, Observation(desired, live, Capabilities()), None, NOW)
     assert s["phase"] == "Ready"
     assert all(c["status"] == "True" for c in s["conditions"])
-    s = compute_status(p, Observation(desired, live, Capabilities(flink=False)), s, NOW)
+    s = compute_status(p, Observation(desired, live, Capabilities().without("FlinkDeployment")), s, NOW)
     ready = next(c for c in s["conditions"] if c["type"] == "Ready")
     assert s["phase"] == "Degraded" and ready["reason"] == "ComponentFailed"
     assert "install the Flink Kubernetes Operator" in ready["message"]
+
+
+def test_reasons_are_the_crds_enum():
+    """The CRD's status schema lists exactly status.Reason, so the API server refuses any other."""
+    from fp_operator.crd import build_crd
+    from fp_operator.status import Reason
+
+    schema = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    reason = schema["properties"]["conditions"]["items"]["properties"]["reason"]
+    assert reason["enum"] == [r.value for r in Reason]
