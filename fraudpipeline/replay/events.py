@@ -4,8 +4,12 @@ Transactions go out in event-time order (ties in table order), keyed by card. A 
 label goes out `label_delay` of event time after it, before any transaction of that same instant,
 keyed by terminal (the streaming job routes labels to the terminal state). Labels whose release
 falls after the last replayed transaction are not sent: they could not change a feature of any
-replayed transaction. Every record's Kafka timestamp is its event time: the transaction's own
-time, and for a label the time it is released.
+replayed transaction.
+
+The Kafka record timestamp is left to the producer (the time of sending): event time travels in
+the record's own `timestamp` field. Historical event times as record timestamps would make the
+broker's time-based retention (7 days by default) delete a replay of 2018 data as soon as it is
+written.
 """
 
 from __future__ import annotations
@@ -29,8 +33,7 @@ class ReplayEvent:
     role: Role
     key: bytes
     value: bytes
-    timestamp_ms: int  # Kafka record timestamp (event time)
-    event_time_us: int  # position in the replay's event-time order
+    event_time_us: int  # position in the replay's event-time order (a label's: its release)
 
 
 def _rfc3339(time_us: int) -> str:
@@ -84,8 +87,8 @@ def replay_events(table: pd.DataFrame, label_delay_us: int = 7 * 86_400_000_000,
             lrow = rows[label_rows[j]]
             ltime = int(times[label_rows[j]])
             yield ReplayEvent("labels", _id(lrow.terminal_id).encode(),
-                              orjson.dumps(label_record(lrow, ltime)), int(release[j]) // 1000, int(release[j]))
+                              orjson.dumps(label_record(lrow, ltime)), int(release[j]))
             j += 1
         t = int(times[i])
         yield ReplayEvent("transactions", _id(row.customer_id).encode(),
-                          orjson.dumps(transaction_record(row, t)), t // 1000, t)
+                          orjson.dumps(transaction_record(row, t)), t)

@@ -38,7 +38,7 @@ class HttpSink:
         batch = self._pending[event.role]
         if not batch:
             self._since[event.role] = time.monotonic()
-        batch.append(OutRecord(event.key, event.value, event.timestamp_ms))
+        batch.append(OutRecord(event.key, event.value))
         if len(batch) >= self.batch_size:
             self._flush(event.role)
         now = time.monotonic()

@@ -10,7 +10,7 @@ class DeliveryFailed(RuntimeError):
 
 
 class KafkaSink:
-    """Produces each event to its role's topic, keyed and timestamped as the event says.
+    """Produces each event to its role's topic, keyed as the event says.
 
     `acks=all` with idempotence: a record the broker acknowledged is written exactly once, even
     when the client retries. `close()` waits for every acknowledgement and raises if any failed.
@@ -44,8 +44,7 @@ class KafkaSink:
         topic = self.topics[event.role]
         while True:
             try:
-                self._producer.produce(topic, value=event.value, key=event.key, timestamp=event.timestamp_ms,
-                                       on_delivery=self._on_delivery)
+                self._producer.produce(topic, value=event.value, key=event.key, on_delivery=self._on_delivery)
                 break
             except BufferError:  # local queue full: let deliveries drain
                 self._producer.poll(0.05)
