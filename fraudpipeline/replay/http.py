@@ -3,8 +3,7 @@
 `fraudpipe replay --via http URL` uses this instead of `KafkaSink`. Events are batched per topic
 (in order: one request in flight at a time per topic, so a card's transactions keep their order)
 and posted with `kafka-bridge-client` in the binary embedded format, which carries the exact key
-and value bytes and the Kafka timestamp of each event: the records land as `KafkaSink` writes
-them. A batch goes out when full, or when its first event has waited `linger_s` (a paced replay
+and value bytes: the records land as `KafkaSink` writes them. A batch goes out when full, or when its first event has waited `linger_s` (a paced replay
 stays near real time). A 503 is retried after its Retry-After; anything else stops the replay.
 """
 
