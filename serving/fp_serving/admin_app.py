@@ -5,8 +5,8 @@ The scoring endpoints are BentoML APIs (service.py); these two describe and obse
 
 from __future__ import annotations
 
-from fastapi import FastAPI, HTTPException
-from fastapi.responses import Response
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
 
 from fp_serving import metrics
 from fp_serving.schemas import ModelInfo
@@ -19,20 +19,16 @@ app = FastAPI(
 )
 
 
-def _current_scorer():
+@app.get("/v1/model", response_model=ModelInfo)
+async def model() -> ModelInfo | JSONResponse:
+    """The model being served: tag, version, features, training metrics and threshold."""
     import bentoml
 
-    service = bentoml.get_current_service()
-    scorer = getattr(service, "scorer", None)
-    if scorer is None:
-        raise HTTPException(status_code=503, detail="the model is not loaded yet: retry when /readyz is 200")
-    return scorer
-
-
-@app.get("/v1/model", response_model=ModelInfo)
-async def model() -> ModelInfo:
-    """The model being served: tag, version, features, training metrics and threshold."""
-    return _current_scorer().info
+    scorer = getattr(bentoml.get_current_service(), "scorer", None)
+    if scorer is None:  # the service's one error shape (docs/serving-api.md)
+        return JSONResponse({"error": "the model is not loaded yet: retry when /readyz is 200", "detail": []},
+                            status_code=503)
+    return scorer.info
 
 
 @app.get("/metrics")

@@ -14,10 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from fraudpipeline.features import FEATURE_NAMES
 
 MAX_BATCH_ROWS = 10_000
+# Every value goes into a float32 matrix for XGBoost: bounded to what float32 holds, so no valid
+# request can overflow (an unbounded integer made np.fromiter raise, a 500 for every request
+# merged into the same batch). Counts up to 2**24 are exact in float32; amounts up to float32's
+# largest finite value stay finite.
+MAX_COUNT = 2**24
+FLOAT32_MAX = 3.4028234663852886e38  # float(numpy.finfo(numpy.float32).max)
 
 Flag = Annotated[int, Field(ge=0, le=1)]
-Count = Annotated[int, Field(ge=0)]
-Amount = Annotated[float, Field(ge=0)]
+Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
+Amount = Annotated[float, Field(ge=0, le=FLOAT32_MAX)]
 Ratio = Annotated[float, Field(ge=0, le=1)]
 
 
@@ -89,14 +95,22 @@ class ModelInfo(BaseModel):
 
 
 class ErrorDetail(BaseModel):
-    field: str = Field(description="Dotted path of the bad field, e.g. rows.3.tx_amount")
-    message: str
-    type: str
+    """One problem with a request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(description="Dotted path of the bad field, e.g. rows.3.tx_amount, or Content-Type, body")
+    message: str = Field(description="What is wrong and how to fix it")
+    type: str = Field(description="Machine-readable kind, e.g. missing, less_than_equal, unsupported_media_type")
 
 
 class ErrorResponse(BaseModel):
-    error: str
-    detail: list[ErrorDetail] = Field(default_factory=list)
+    """The body of every error this service answers (documented in the OpenAPI schema at /docs.json)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: str = Field(description="Summary")
+    detail: list[ErrorDetail] = Field(default_factory=list, description="Each problem, when there are several")
 
 
 assert list(Features.model_fields) == FEATURE_NAMES, "Features must follow FEATURE_NAMES"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
 from typing import Any
 
@@ -19,6 +20,7 @@ from fraudpipeline.model import ModelContractError, ModelMetadata
 from fp_serving.config import THRESHOLD_ENV, ServingSettings
 from fp_serving.schemas import Features, ModelInfo, feature_values
 
+logger = logging.getLogger("fp_serving")
 N_FEATURES = len(FEATURE_NAMES)
 PROBABILITY_OBJECTIVES = ("binary:logistic", "reg:logistic")
 
@@ -130,3 +132,55 @@ def load_scorer(settings: ServingSettings) -> Scorer:
     loaded = bentoml.xgboost.load_model(model)
     booster = loaded.get_booster() if isinstance(loaded, xgb.XGBModel) else loaded
     return Scorer(booster, info)
+
+
+class RowFailure:
+    """Stands in the batch output for a row that could not be scored (a server fault).
+
+    The adaptive batcher hands each merged request its own slice of the output, so a failure
+    stays with the request its row came from (`batch_body` answers that one 500).
+    """
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def score_batch_rows(scorer: Scorer, rows: list[Features]) -> tuple[list[dict[str, Any] | RowFailure], np.ndarray]:
+    """Results for the merged rows of several requests, and the probabilities that were computed.
+
+    One model call for all rows; if it fails, each row is scored alone so that only the rows
+    that fail are marked (never the other requests merged into the same call).
+    """
+    version, threshold = scorer.version, scorer.threshold
+    try:
+        p = scorer.predict(Scorer.matrix(rows))
+    except Exception:  # noqa: BLE001 - any failure: isolate it row by row
+        logger.exception("scoring %d merged rows failed: scoring them one by one", len(rows))
+    else:
+        return [{"fraud_probability": prob, "is_fraud": prob >= threshold, "model_version": version}
+                for prob in p.tolist()], p
+    results: list[dict[str, Any] | RowFailure] = []
+    scored: list[float] = []
+    for row in rows:
+        try:
+            prob = float(scorer.predict(Scorer.matrix([row]))[0])
+        except Exception as exc:  # noqa: BLE001
+            logger.exception("a row could not be scored")
+            results.append(RowFailure(f"could not be scored ({type(exc).__name__}); the server log has the cause"))
+            continue
+        scored.append(prob)
+        results.append({"fraud_probability": prob, "is_fraud": prob >= threshold, "model_version": version})
+    return results, np.asarray(scored, dtype=np.float32)
+
+
+def batch_body(results: list[dict[str, Any] | RowFailure]) -> tuple[int, dict[str, Any]]:
+    """(status, body) for one request's slice of a batch: 200, or 500 naming its failed rows."""
+    failed = [(i, r) for i, r in enumerate(results) if isinstance(r, RowFailure)]
+    if not failed:
+        return 200, {"results": results}
+    return 500, {
+        "error": f"{len(failed)} of {len(results)} row(s) could not be scored: a server fault, not the input",
+        "detail": [{"field": f"rows.{i}", "message": r.message, "type": "scoring_failed"} for i, r in failed],
+    }

@@ -25,7 +25,7 @@ from starlette.responses import Response
 from fp_serving import bentoml_patches, metrics
 from fp_serving.admin_app import app as admin_app
 from fp_serving.config import ServingConfigError, ServingSettings, read_settings
-from fp_serving.middleware import ClientErrors, RequestMetrics
+from fp_serving.middleware import ClientErrors, DocumentedErrors, RequestMetrics
 from fp_serving.schemas import (
     MAX_BATCH_ROWS,
     Features,
@@ -34,7 +34,16 @@ from fp_serving.schemas import (
     ScoreBatchRequest,
     feature_values,
 )
-from fp_serving.scoring import N_FEATURES, ModelLoadError, Scorer, check_model, load_scorer
+from fp_serving.scoring import (
+    N_FEATURES,
+    ModelLoadError,
+    RowFailure,
+    Scorer,
+    batch_body,
+    check_model,
+    load_scorer,
+    score_batch_rows,
+)
 
 logger = logging.getLogger("fp_serving")
 
@@ -46,7 +55,8 @@ class ScoreBatchResponse(ScoreBatch, bentoml.IODescriptor):
 
     @classmethod
     async def to_http_response(cls, obj: Any, serde: Any) -> Response:
-        return Response(orjson.dumps({"results": obj}), media_type="application/json")
+        status, body = batch_body(obj)
+        return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
 def _preflight() -> ServingSettings:
@@ -124,22 +134,18 @@ class FraudScorer:
         input_spec=ScoreBatchRequest,
         output_spec=ScoreBatchResponse,
     )
-    async def score_batch(self, rows: list[Features]) -> list[dict[str, Any]]:
+    async def score_batch(self, rows: list[Features]) -> list[dict[str, Any] | RowFailure]:
         """Score many feature vectors; concurrent requests are merged into one model call."""
-        p = self.scorer.predict(Scorer.matrix(rows))
-        frauds = p >= self._threshold
+        results, p = score_batch_rows(self.scorer, rows)
         metrics.PREDICT_BATCH.labels("/score_batch").observe(len(rows))
-        metrics.ROWS.labels("/score_batch").inc(len(rows))
-        metrics.record_scores(p, int(frauds.sum()))
-        version = self._version
-        return [
-            {"fraud_probability": prob, "is_fraud": fraud, "model_version": version}
-            for prob, fraud in zip(p.tolist(), frauds.tolist())
-        ]
+        metrics.ROWS.labels("/score_batch").inc(p.size)
+        metrics.record_scores(p, int((p >= self._threshold).sum()))
+        return results
 
 
 # The first added is the outer one: time everything, including the 415/422 answers.
 FraudScorer.add_asgi_middleware(RequestMetrics)
 FraudScorer.add_asgi_middleware(ClientErrors)
+FraudScorer.add_asgi_middleware(DocumentedErrors)
 
 __all__ = ["FraudScorer", "MAX_BATCH_ROWS"]

@@ -83,11 +83,20 @@ def test_concurrent_batches_are_merged_and_answered_separately(service):
         ("/score_batch", "batch_bad_row", "rows.2.terminal_risk_7day"),
         ("/score_batch", {"rows": []}, "rows"),
         ("/score_batch", {"row": []}, "rows"),
+        ("/score", "huge_count", "customer_nb_tx_1day"),
+        ("/score_batch", "batch_huge_count", "rows.1.customer_nb_tx_1day"),
+        ("/score", "float32_overflow", "tx_amount"),
     ],
 )
 def test_bad_input_is_422_naming_the_field(service, path, payload, field):
     good = rows(3)
-    if payload == "missing":
+    if payload == "huge_count":  # issue 16: a 401-digit count passed validation, then a 500
+        payload = {**good[0], "customer_nb_tx_1day": int("9" * 401)}
+    elif payload == "batch_huge_count":
+        payload = {"rows": [good[0], {**good[1], "customer_nb_tx_1day": int("9" * 401)}]}
+    elif payload == "float32_overflow":
+        payload = {**good[0], "tx_amount": 1e39}
+    elif payload == "missing":
         payload = {k: v for k, v in good[0].items() if k != "terminal_risk_30day"}
     elif payload == "extra":
         payload = {**good[0], "merchant": "acme"}
@@ -118,6 +127,29 @@ def test_pickle_and_garbage_are_rejected_never_500(service, content, content_typ
         resp = httpx.post(service["url"] + path, content=content, headers={"content-type": content_type})
         assert resp.status_code == status, (path, resp.text)
         assert resp.json()["detail"], resp.text
+
+
+def test_a_hostile_request_never_fails_another_client(service):
+    """Valid and hostile batches at once: the batcher merges them, each gets its own answer."""
+    import asyncio
+
+    valid = [rows(40, seed=300 + i) for i in range(16)]
+    hostile = [{"rows": [*rows(3, seed=400 + i), {**rows(1)[0], "customer_nb_tx_1day": int("9" * 401)}]}
+               for i in range(16)]
+
+    async def go():
+        async with httpx.AsyncClient(base_url=service["url"], timeout=30) as client:
+            calls = [client.post("/score_batch", json={"rows": b}) for b in valid]
+            calls += [client.post("/score_batch", json=h) for h in hostile]
+            return await asyncio.gather(*calls)
+
+    answers = asyncio.run(go())
+    for batch, resp in zip(valid, answers[:16]):
+        assert resp.status_code == 200, resp.text
+        probs = [r["fraud_probability"] for r in resp.json()["results"]]
+        np.testing.assert_allclose(probs, expected(service["booster_file"], batch), atol=1e-6)
+    for resp in answers[16:]:
+        assert resp.status_code == 422 and resp.json()["detail"][0]["field"] == "rows.3.customer_nb_tx_1day"
 
 
 def test_model_info(service):

@@ -12,7 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from fp_serving.middleware import ClientErrors, RequestMetrics, field_errors
+from fp_serving.middleware import ClientErrors, DocumentedErrors, RequestMetrics, document_errors, field_errors
+from fp_serving.schemas import ErrorResponse
 
 
 async def score(request: Request):
@@ -84,9 +85,12 @@ def test_validation_errors_become_422_with_fields(client):
     assert "GET /v1/model" in detail[0]["message"]
 
 
-def test_other_400s_are_left_alone(client):
+def test_other_400s_become_422_in_the_one_error_shape(client):
     resp = client.post("/score", json={"mode": "other400"})
-    assert resp.status_code == 400 and resp.json() == [{"error": "bad input"}]
+    assert resp.status_code == 422
+    assert resp.json() == {"error": "invalid request: 1 error(s), see detail",
+                           "detail": [{"field": "body", "message": "bad input", "type": "invalid_body"}]}
+    ErrorResponse.model_validate(resp.json())
 
 
 def test_requests_are_counted_and_timed(client):
@@ -111,3 +115,46 @@ def test_field_errors_shape():
                         {"type": "extra_forbidden", "loc": ["root", "tx_amont"], "msg": "Extra inputs"}])
     assert out[0]["field"] == "body" and "one JSON document" in out[0]["message"]
     assert out[1]["field"] == "tx_amont" and out[1]["type"] == "extra_forbidden"
+
+
+BENTOML_DOC = {
+    "openapi": "3.0.2",
+    "paths": {
+        "/score": {"post": {"requestBody": {"content": {"application/json": {"schema": {}}}},
+                            "responses": {"200": {"description": "ok"}, "400": {}, "404": {}, "500": {}}}},
+        "/score_batch": {"post": {"requestBody": {"content": {}}, "responses": {"200": {}, "400": {}}}},
+        "/metrics": {"get": {"responses": {"200": {"content": {"application/json": {"schema": {}}}}}}},
+        "/v1/model": {"get": {"responses": {"200": {}}}},
+        "/readyz": {"get": {"responses": {"200": {}}}},
+    },
+    "components": {"schemas": {"InvalidArgument": {}}},
+}
+
+
+def test_the_openapi_document_says_what_the_service_answers():
+    import copy
+
+    doc = document_errors(copy.deepcopy(BENTOML_DOC))
+    for path in ("/score", "/score_batch"):
+        op = doc["paths"][path]["post"]
+        assert sorted(op["responses"]) == ["200", "415", "422", "500", "503", "504"]
+        assert op["responses"]["422"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/ErrorResponse"}
+        assert op["requestBody"]["required"] is True
+    schemas = doc["components"]["schemas"]
+    assert schemas["ErrorResponse"]["required"] == ["error"] and "ErrorDetail" in schemas
+    assert "text/plain" in doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
+    assert "503" in doc["paths"]["/v1/model"]["get"]["responses"]
+
+
+def test_docs_json_is_rewritten_once_and_served_from_cache():
+    calls = []
+
+    async def docs(request: Request):
+        calls.append(1)
+        return JSONResponse(BENTOML_DOC)
+
+    app = Client(DocumentedErrors(Starlette(routes=[Route("/docs.json", docs)])))
+    first, second = app.get("/docs.json"), app.get("/docs.json")
+    assert first.status_code == second.status_code == 200 and first.json() == second.json()
+    assert "ErrorResponse" in first.json()["components"]["schemas"] and len(calls) == 1

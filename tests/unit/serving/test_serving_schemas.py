@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from fraudpipeline.features import FEATURE_NAMES
-from fp_serving.schemas import MAX_BATCH_ROWS, Features, ScoreBatchRequest, feature_values
+from fp_serving.schemas import FLOAT32_MAX, MAX_BATCH_ROWS, MAX_COUNT, Features, ScoreBatchRequest, feature_values
 
 
 def test_fields_are_the_contract_in_order():
@@ -70,3 +70,30 @@ def test_batch_limits(feature_row):
     with pytest.raises(ValidationError) as err:
         ScoreBatchRequest.model_validate({"rows": bad})
     assert _error_fields(err.value) == {"rows.1.tx_amount"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("customer_nb_tx_1day", int("9" * 401)),  # the 401-digit count: was a 500
+        ("customer_nb_tx_1day", 2**24 + 1),
+        ("terminal_nb_tx_30day", 2**64),
+        ("tx_amount", 1e39),  # beyond float32: would score as infinity
+        ("customer_avg_amount_30day", 1e308),
+    ],
+)
+def test_values_beyond_float32_are_refused(feature_row, field, value):
+    with pytest.raises(ValidationError) as err:
+        Features.model_validate({**feature_row, field: value})
+    assert err.value.errors()[0]["loc"] == (field,)
+
+
+def test_the_largest_accepted_values_stay_finite_in_float32(feature_row):
+    import numpy as np
+
+    from fp_serving.scoring import Scorer
+
+    big = {**feature_row, "tx_amount": FLOAT32_MAX, "customer_nb_tx_1day": MAX_COUNT,
+           "customer_avg_amount_1day": FLOAT32_MAX}
+    m = Scorer.matrix([Features.model_validate(big)])
+    assert np.isfinite(m).all() and m[0, 0] == np.finfo(np.float32).max and m[0, 3] == 2**24

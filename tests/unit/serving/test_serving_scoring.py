@@ -11,7 +11,7 @@ import xgboost as xgb
 
 from fraudpipeline.features import FEATURE_NAMES
 from fp_serving.schemas import Features
-from fp_serving.scoring import ModelLoadError, Scorer, model_info
+from fp_serving.scoring import ModelLoadError, RowFailure, Scorer, batch_body, model_info, score_batch_rows
 from fp_devtools.bench.serving.synthetic_model import contract_metadata, synthetic_features
 
 
@@ -91,3 +91,43 @@ def test_wrong_feature_count_is_refused(booster_and_params):
     info = model_info("fraud-xgb:v", "t", _metadata(booster_and_params), None)
     with pytest.raises(ModelLoadError, match="takes 5 features"):
         Scorer(booster, info)
+
+
+class PoisonedScorer:
+    """Fails any model call that holds a row with tx_amount 13.0 (a stand-in for a scoring fault)."""
+
+    version, threshold = "v", 0.5
+
+    def __init__(self, scorer):
+        self.scorer = scorer
+        self.calls = 0
+
+    def predict(self, matrix):
+        self.calls += 1
+        if (matrix[:, 0] == 13.0).any():
+            raise OverflowError("poisoned row")
+        return self.scorer.predict(matrix)
+
+
+def test_a_failing_row_fails_only_the_request_it_came_from(scorer, feature_row):
+    """Two requests merged into one model call: the poisoned one gets a 500, the other its scores."""
+    clean = [Features.model_validate({**feature_row, "tx_amount": float(a)}) for a in (1, 2, 3)]
+    poisoned = [Features.model_validate({**feature_row, "tx_amount": a}) for a in (4.0, 13.0)]
+    fake = PoisonedScorer(scorer)
+    results, p = score_batch_rows(fake, clean + poisoned)
+    assert fake.calls == 1 + 5  # the merged call, then row by row
+    first, second = results[:3], results[3:]  # the batcher hands each request its own slice
+    status, body = batch_body(first)
+    assert status == 200 and [r["fraud_probability"] for r in body["results"]] == pytest.approx(
+        scorer.predict(Scorer.matrix(clean)).tolist())
+    status, body = batch_body(second)
+    assert status == 500 and [d["field"] for d in body["detail"]] == ["rows.1"]
+    assert isinstance(results[4], RowFailure) and "OverflowError" in results[4].message
+    assert p.size == 4  # the probabilities that were computed, for the metrics
+
+
+def test_a_healthy_batch_is_one_model_call(scorer, feature_row):
+    rows = [Features.model_validate({**feature_row, "tx_amount": float(a)}) for a in range(5)]
+    fake = PoisonedScorer(scorer)
+    results, p = score_batch_rows(fake, rows)
+    assert fake.calls == 1 and batch_body(results)[0] == 200 and p.shape == (5,)
