@@ -184,14 +184,13 @@ def _record_errors(rec: Any, allowed: frozenset[str]) -> list[str]:
         if not isinstance(key, (dict, list, str)):
             errors += ['Property "key" does not match schema',
                        f"Instance type {_type_name(key)} does not match any of array, object, string"]
-    for name, top in (("partition", INT32_MAX), ("timestamp", INT64_MAX)):
+    for name, top, fmt in (("partition", INT32_MAX, "int32"), ("timestamp", INT64_MAX, "int64")):
         if name in rec and name in allowed:
             number = rec[name]
             if not _is_integer(number):
                 errors += [f'Property "{name}" does not match schema', _wrong_type(number, "integer")]
-            elif number > top:
-                errors += [f'Property "{name}" does not match schema',
-                           f'Instance does not match format "{"int32" if top == INT32_MAX else "int64"}"']
+            elif not -top - 1 <= number <= top:
+                errors += [f'Property "{name}" does not match schema', f'Instance does not match format "{fmt}"']
     if "headers" in rec:
         headers = rec["headers"]
         if not isinstance(headers, list):

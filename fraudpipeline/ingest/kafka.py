@@ -123,6 +123,8 @@ class Gateway:
             "queue.buffering.max.kbytes": 262_144,
             "batch.num.messages": 10_000,
             "socket.nagle.disable": True,
+            # Back within a second of the broker's return (librdkafka's default backs off up to 10 s).
+            "reconnect.backoff.max.ms": 1_000,
             "error_cb": self._on_error,
             # librdkafka's own log lines go through Python logging, not straight to stderr.
             "logger": logging.getLogger("fraudpipeline.ingest.librdkafka"),
@@ -135,6 +137,7 @@ class Gateway:
         self._refresher: asyncio.Task | None = None
         self._refreshing: asyncio.Future | None = None
         self._missing: dict[str, float] = {}  # topic -> when metadata last said it does not exist
+        self._admin_client: Any = None
 
     # ------------------------------------------------------------------------------- lifecycle
 
@@ -308,14 +311,22 @@ class Gateway:
         except TimeoutError:
             raise Unavailable(f"Kafka did not acknowledge within {self.delivery_timeout_ms} ms") from None
 
+    def _admin(self) -> Any:
+        """One admin client for the metadata endpoints (made on first use; thread-safe)."""
+        if self._admin_client is None:
+            from confluent_kafka.admin import AdminClient
+
+            self._admin_client = AdminClient({"bootstrap.servers": self.bootstrap_servers, "client.id": "fraudpipe-ingest",
+                                              "logger": logging.getLogger("fraudpipeline.ingest.librdkafka")})
+        return self._admin_client
+
     async def describe_configs(self, topic: str, timeout_s: float = 5.0) -> dict[str, str]:
         """The topic's configuration (strings; unset values left out), via an admin client."""
-        from confluent_kafka.admin import AdminClient, ConfigResource
+        from confluent_kafka.admin import ConfigResource
 
         def fetch() -> dict[str, str]:
-            admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
             res = ConfigResource(ConfigResource.Type.TOPIC, topic)
-            entries = admin.describe_configs([res], request_timeout=timeout_s)[res].result(timeout=timeout_s)
+            entries = self._admin().describe_configs([res], request_timeout=timeout_s)[res].result(timeout=timeout_s)
             return {name: str(e.value) for name, e in entries.items() if e.value is not None}
 
         return await asyncio.to_thread(fetch)
@@ -323,10 +334,10 @@ class Gateway:
     async def watermarks(self, topic: str, partition: int, timeout_s: float = 5.0) -> tuple[int, int]:
         """(beginning offset, end offset) of one partition."""
         from confluent_kafka import TopicPartition
-        from confluent_kafka.admin import AdminClient, OffsetSpec
+        from confluent_kafka.admin import OffsetSpec
 
         def fetch() -> tuple[int, int]:
-            admin = AdminClient({"bootstrap.servers": self.bootstrap_servers})
+            admin = self._admin()
             tp = TopicPartition(topic, partition)
             first = admin.list_offsets({tp: OffsetSpec.earliest()}, request_timeout=timeout_s)[tp].result()
             last = admin.list_offsets({tp: OffsetSpec.latest()}, request_timeout=timeout_s)[tp].result()
