@@ -105,11 +105,12 @@ def start(state_dir: Path, port: int | None = None, controller_port: int | None 
     props = home / "server.properties"
     props.write_text(_properties(data, port, controller_port))
     log = state_dir / "logs" / "kafka.log"
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-    fmt = subprocess.run([java, "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props),
-                          "--ignore-formatted"], capture_output=True, text=True)
-    if fmt.returncode != 0:
-        raise ServerFailed(f"kafka storage format failed:\n{fmt.stdout}{fmt.stderr}")
+    if not (data / "meta.properties").exists():  # storage of an earlier start is kept, with its data
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        fmt = subprocess.run([java, "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+                             capture_output=True, text=True)
+        if fmt.returncode != 0:
+            raise ServerFailed(f"kafka storage format failed:\n{fmt.stdout}{fmt.stderr}")
     bootstrap = f"127.0.0.1:{port}"
     with stopped_on_failure() as procs:
         proc = spawn([java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
