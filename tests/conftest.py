@@ -4,6 +4,7 @@ Each server starts on first use and stops at the end of the session. With FRAUDP
 naming the env.json of servers a person already started (`fraudpipe dev up`), those are used
 and left running. A missing prerequisite (java, mvn, go) skips the tests that need it, with a
 message saying what to install; under CI it fails instead, so a broken machine cannot pass.
+That holds for every skip, not only the servers': see ci_skip_policy.py beside this file.
 """
 
 from __future__ import annotations
@@ -14,8 +15,16 @@ from pathlib import Path
 
 import pytest
 
+import ci_skip_policy
 from fp_devtools import servers
 from fp_devtools.cache import MissingPrerequisite
+
+
+def pytest_configure(config):
+    import ci_skip_policy
+
+    if not config.pluginmanager.is_registered(ci_skip_policy):
+        config.pluginmanager.register(ci_skip_policy, "fraudpipe-ci-skip-policy")
 
 
 def pytest_addoption(parser):
@@ -53,9 +62,9 @@ class DevServers:
             try:
                 servers.up([name], self.state_dir)
             except MissingPrerequisite as exc:
-                if os.environ.get("CI"):
+                if ci_skip_policy.in_ci():
                     raise
-                pytest.skip(f"{name} cannot start here: {exc}")
+                pytest.skip(f"{name} cannot start here: {exc} (`make servers` installs what it can)")
             self.started.append(name)
         return servers.read_env(self.state_dir)
 
@@ -97,7 +106,8 @@ def upstream_crds(kube) -> dict:
 def kube_gc(kube) -> dict:
     """The kube server, known to run kube-controller-manager (garbage collection)."""
     if not kube.get("controller_manager"):
-        pytest.skip("no kube-controller-manager: KUBEBUILDER_ASSETS lacks it and Go is missing to build it")
+        pytest.skip("no kube-controller-manager: KUBEBUILDER_ASSETS lacks it and Go is missing to build it; "
+                    "install Go 1.26+ and run `make servers` (`fraudpipe dev prepare --with kube`)")
     return kube
 
 
