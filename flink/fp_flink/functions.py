@@ -1,0 +1,394 @@
+"""The job's keyed steps: the 15 features from the shared online state classes, and batched scoring.
+
+Keys are buckets (`zlib.crc32(id) % buckets`), and each bucket keeps its cards or terminals in a
+MapState. Bucketing lets one keyed step own many keys' states at once, so that in the fused layout
+(one bucket) both halves of the features and the scoring live in one Python operator, the design
+measured fastest (docs/streaming.md); in the split layout the card step and the terminal step are
+each spread over the buckets and scale out.
+
+Python-side copies of each bucket's states avoid a read from Flink state per record: a bucket is
+loaded whole on its first use after a (re)start, and every change is written through to the
+MapState, so a checkpoint always holds the same as the copy.
+
+Rows wait for their batch in a ListState (checkpointed, so a restart loses none) and are scored
+when the batch is full, when a processing-time timer fires (`--batch-timeout`), or at the end of
+a bounded input (event-time timers fire then). Quiet keys are cleared by an event-time timer
+per bucket, once per day of event time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from typing import Any
+
+from pyflink.common import Row, Types
+from pyflink.datastream import KeyedCoProcessFunction, KeyedProcessFunction, OutputTag, RuntimeContext
+from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
+from pyflink.datastream.time_domain import TimeDomain
+
+from fraudpipeline.features.online import CustomerState, RecordRefused, StreamClock, TerminalState, feature_vector
+from fraudpipeline.transactions import InvalidRecordError, parse_label, parse_transaction
+from fp_flink import records
+from fp_flink.config import JobConfig
+
+log = logging.getLogger("fp_flink")
+
+US_PER_MS = 1000
+DAY_MS = 86_400_000
+CLOCK_WRITE_US = 3_600_000_000
+
+BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
+KEYED_RECORD = Types.ROW_NAMED(["key", "value"], [BYTES, BYTES])
+DEAD_LETTER = Types.ROW_NAMED(["key", "value", "headers"], [BYTES, BYTES, Types.MAP(Types.STRING(), BYTES)])
+DEAD_LETTERS = OutputTag("dead-letters", DEAD_LETTER)
+SCORES = OutputTag("scores", KEYED_RECORD)
+
+
+def bucket_of(identifier: str | None, buckets: int) -> int:
+    # crc32, not hash(): Python's str hash differs between interpreters, so it would not survive
+    # a restore in another worker.
+    return zlib.crc32(identifier.encode()) % buckets if identifier and buckets > 1 else 0
+
+
+def _dead_letter(row: Row, reason: str, field: str, kind: str, pipeline: str) -> Row:
+    # Source rows are (key, value, topic, partition, offset); the original bytes are kept as they came.
+    return Row(row[0], row[1], records.dead_letter_headers(reason, field, kind, row[2], row[3], row[4], pipeline))
+
+
+class _Metrics:
+    """The contract's counters (group `fraudpipe`) plus scoring latency and batch size histograms."""
+
+    def __init__(self, ctx: RuntimeContext, scoring: bool):
+        group = ctx.get_metrics_group().add_group("fraudpipe")
+        self.dead_letters = group.counter("dead_letters")
+        self.refused = group.counter("refused")
+        self.labels = group.counter("labels")
+        self.labels_pending = group.counter("labels_pending")
+        self.labels_too_old = group.counter("labels_too_old")
+        self.keys_cleared = group.counter("keys_cleared")
+        if scoring:
+            self.scored = group.counter("scored")
+            self.alerts = group.counter("alerts")
+            self.remote_retries = group.counter("remote_retries")
+            self.latency_ms = _histogram(group, "scoring_latency_ms")
+            self.batch_rows = _histogram(group, "batch_rows")
+
+
+def _histogram(group, name: str):
+    """A Flink DescriptiveStatisticsHistogram (exported as a summary); None where the Python API lacks it."""
+    try:
+        from pemja import findClass
+
+        jgroup = group._metrics  # the Java MetricGroup behind PyFlink's thread-mode wrapper
+        hist_class = findClass("org.apache.flink.runtime.metrics.DescriptiveStatisticsHistogram")
+        return jgroup.histogram(name, hist_class(2048))
+    except Exception as exc:  # noqa: BLE001 - metrics must never stop the job
+        log.warning("histogram %s not available: %s", name, exc)
+        return None
+
+
+class _BucketStates:
+    """One step's view of its keyed state: Python copies written through to Flink state."""
+
+    def __init__(self, ctx: RuntimeContext, customers: bool, terminals: bool, buffer: bool):
+        pickled = Types.PICKLED_BYTE_ARRAY()
+        self.clock_state = ctx.get_state(ValueStateDescriptor("clock", pickled))
+        self.customer_state = ctx.get_map_state(MapStateDescriptor("customers", Types.STRING(), pickled)) \
+            if customers else None
+        self.terminal_state = ctx.get_map_state(MapStateDescriptor("terminals", Types.STRING(), pickled)) \
+            if terminals else None
+        self.buffer_state = ctx.get_list_state(ListStateDescriptor("buffer", pickled)) if buffer else None
+        self.clocks: dict[int, StreamClock] = {}
+        self.customers: dict[int, dict[str, CustomerState]] = {}
+        self.terminals: dict[int, dict[str, TerminalState]] = {}
+        self.pending: dict[int, list[tuple]] = {}
+        self.cleanup_timer: dict[int, int] = {}
+        self.last_cleanup_us: dict[int, int] = {}
+        self.clock_written_us: dict[int, int] = {}
+
+    def load(self, bucket: int, max_skew_us: int) -> None:
+        """Bring a bucket's states into Python on its first use in this process."""
+        clock = self.clock_state.value()
+        self.clocks[bucket] = clock if clock is not None else StreamClock(max_skew_us)
+        if self.customer_state is not None:
+            self.customers[bucket] = dict(self.customer_state.items())
+        if self.terminal_state is not None:
+            self.terminals[bucket] = dict(self.terminal_state.items())
+        if self.buffer_state is not None:
+            self.pending[bucket] = list(self.buffer_state.get() or [])
+
+
+class _Step:
+    """What the card step, the terminal step and the fused step share."""
+
+    def __init__(self, config: JobConfig, customers: bool, terminals: bool, scoring: bool):
+        self.config = config
+        self.do_customers = customers
+        self.do_terminals = terminals
+        self.do_scoring = scoring
+        self.max_skew_us = config.max_skew_ms * US_PER_MS
+
+    # -- lifecycle
+    def _open(self, ctx: RuntimeContext) -> None:
+        self.s = _BucketStates(ctx, self.do_customers, self.do_terminals, self.do_scoring)
+        self.m = _Metrics(ctx, self.do_scoring)
+        self.scorer = _make_scorer(self.config, self.m) if self.do_scoring else None
+        self.flush_timer: dict[int, bool] = {}
+        self.pipeline = self.config.pipeline
+        self.batch_size = self.config.batch_size
+
+    def _close(self) -> None:
+        if getattr(self, "scorer", None) is not None:
+            self.scorer.close()
+
+    def _bucket(self, ctx) -> int:
+        bucket = ctx.get_current_key()
+        if bucket not in self.s.clocks:
+            self.s.load(bucket, self.max_skew_us)
+        return bucket
+
+    # -- transactions
+    def _transaction(self, row: Row, ctx, bucket: int, upstream: tuple | None = None):
+        """Features for one transaction: returns the buffered entry, or yields a dead letter."""
+        s = self.s
+        try:
+            if upstream is None:
+                tx = parse_transaction(row[1])
+                tx_id, t_us, cid, tid, amount = (tx.transaction_id, tx.event_time_us, tx.customer_id,
+                                                 tx.terminal_id, tx.amount)
+            else:
+                tx_id, t_us, cid, tid, amount, c6 = upstream
+            self._admit(bucket, t_us)
+            if self.do_customers:
+                customers = s.customers[bucket]
+                cust = customers.get(cid)
+                if cust is None:
+                    cust = customers[cid] = CustomerState()
+                if cust.contains(tx_id):
+                    # Both states are checked before either changes: update() raises
+                    # DuplicateTransaction (with its message) and leaves the state as it was.
+                    cust.update(t_us, amount, tx_id)
+            if self.do_terminals:
+                terminals = s.terminals[bucket]
+                term = terminals.get(tid)
+                if term is None:
+                    term = terminals[tid] = TerminalState()
+                t6 = term.update(t_us, tx_id)
+                s.terminal_state.put(tid, term)
+            if self.do_customers:
+                c6 = cust.update(t_us, amount, tx_id)
+                s.customer_state.put(cid, cust)
+        except InvalidRecordError as exc:
+            return self._refuse(row, str(exc), exc.field, records.INVALID)
+        except RecordRefused as exc:
+            self.m.refused.inc()
+            return self._refuse(row, str(exc), exc.field, records.REFUSED)
+        self._schedule_cleanup(ctx, bucket, t_us)
+        if not self.do_terminals:
+            return ("upstream", (tx_id, t_us, cid, tid, amount, c6))
+        return ("entry", (row[1], cid, tid, tx_id, t_us, feature_vector(t_us, amount, c6, t6),
+                          (row[2], row[3], row[4]), time.time()))
+
+    def _admit(self, bucket: int, t_us: int) -> None:
+        """Refuse a record too far ahead of the stream (FutureRecord); checkpoint the clock now and then."""
+        clock = self.s.clocks[bucket]
+        clock.admit(t_us)
+        newest = clock.newest_us
+        # Written at most once per hour of event time: a restored clock that lags by less than that
+        # still refuses what is a day ahead, and a state write per record would cost ~3 us.
+        if newest is not None and newest - self.s.clock_written_us.get(bucket, -1 << 62) >= CLOCK_WRITE_US:
+            self.s.clock_state.update(clock)
+            self.s.clock_written_us[bucket] = newest
+
+    def _refuse(self, row: Row, reason: str, field: str, kind: str):
+        self.m.dead_letters.inc()
+        return ("dead", _dead_letter(row, reason, field, kind, self.pipeline))
+
+    # -- labels
+    def _label(self, row: Row, ctx):
+        bucket = self._bucket(ctx)
+        s = self.s
+        try:
+            label = parse_label(row[1])
+            t_us = label.event_time_us
+            self._admit(bucket, t_us)
+            terminals = s.terminals[bucket]
+            term = terminals.get(label.terminal_id)
+            if term is None:
+                term = terminals[label.terminal_id] = TerminalState()
+            outcome = term.add_label(t_us, label.transaction_id, label.fraud)
+            s.terminal_state.put(label.terminal_id, term)
+        except InvalidRecordError as exc:
+            yield DEAD_LETTERS, self._refuse(row, str(exc), exc.field, records.INVALID)[1]
+            return
+        except RecordRefused as exc:
+            self.m.refused.inc()
+            yield DEAD_LETTERS, self._refuse(row, str(exc), exc.field, records.REFUSED)[1]
+            return
+        outcome = str(getattr(outcome, "value", outcome))
+        if outcome == "pending":
+            self.m.labels_pending.inc()
+        elif outcome == "too-old":
+            self.m.labels_too_old.inc()
+        else:
+            self.m.labels.inc()
+        self._schedule_cleanup(ctx, bucket, t_us)
+
+    # -- batching and scoring
+    def _buffer(self, entry: tuple, ctx, bucket: int):
+        pending = self.s.pending[bucket]
+        pending.append(entry)
+        self.s.buffer_state.add(entry)
+        if len(pending) >= self.batch_size:
+            yield from self._flush(bucket)
+        elif not self.flush_timer.get(bucket):
+            service = ctx.timer_service()
+            service.register_processing_time_timer(service.current_processing_time() + self.config.batch_timeout_ms)
+            self.flush_timer[bucket] = True
+
+    def _flush(self, bucket: int):
+        rows = self.s.pending[bucket]
+        if not rows:
+            return
+        self.s.pending[bucket] = []
+        scored = self.scorer.score([r[5] for r in rows])
+        decided_at = time.time()
+        m = self.m
+        scores_topic = self.config.scores_topic is not None
+        alerts = 0
+        for i, (value, cid, tid, tx_id, t_us, vector, source, _) in enumerate(rows):
+            if i in scored.refused:
+                m.dead_letters.inc()
+                yield DEAD_LETTERS, Row(cid.encode(), value, records.dead_letter_headers(
+                    scored.refused[i], "(features)", records.UNSCORABLE, *source, self.pipeline))
+                continue
+            score = float(scored.probabilities[i])
+            is_fraud = bool(scored.decisions[i])
+            key = cid.encode()
+            if scores_topic:
+                yield SCORES, Row(key, records.score_value(tx_id, cid, tid, t_us, score, is_fraud, scored.threshold,
+                                                           scored.model_tag, self.pipeline, decided_at))
+            if is_fraud:
+                alerts += 1
+                yield Row(key, records.alert_value(value, vector, score, scored.threshold, scored.model_tag,
+                                                   self.pipeline, source, decided_at))
+        # Cleared only now: a checkpoint taken before this point still holds the rows, so a restart
+        # scores them again and the uncommitted outputs of this attempt are aborted with it.
+        self.s.buffer_state.clear()
+        m.scored.inc(len(rows) - len(scored.refused))
+        if alerts:
+            m.alerts.inc(alerts)
+        if m.latency_ms is not None:
+            m.latency_ms.update(int((decided_at - rows[0][7]) * 1000))
+            m.batch_rows.update(len(rows))
+
+    # -- timers
+    def _schedule_cleanup(self, ctx, bucket: int, t_us: int) -> None:
+        due = (t_us // US_PER_MS // DAY_MS + 1) * DAY_MS
+        if self.s.cleanup_timer.get(bucket, -1) < due:
+            ctx.timer_service().register_event_time_timer(due)
+            self.s.cleanup_timer[bucket] = due
+
+    def _on_timer(self, timestamp: int, ctx):
+        bucket = self._bucket(ctx)
+        if ctx.time_domain() == TimeDomain.PROCESSING_TIME:
+            self.flush_timer[bucket] = False
+            if self.do_scoring:
+                yield from self._flush(bucket)
+            return
+        # Event time: once a day of event time, and at the end of a bounded input (final watermark).
+        if self.do_scoring:
+            yield from self._flush(bucket)
+        self._cleanup(bucket, timestamp * US_PER_MS)
+
+    def _cleanup(self, bucket: int, timer_us: int) -> None:
+        s = self.s
+        newest = s.clocks[bucket].newest_us
+        if newest is None:
+            return
+        # A watermark pushed far ahead (a refused far-future record) must not clear live keys:
+        # the stream clock only advances with accepted records.
+        now = min(timer_us, newest)
+        if now - s.last_cleanup_us.get(bucket, -1 << 62) < DAY_MS * US_PER_MS:
+            return
+        s.last_cleanup_us[bucket] = now
+        cleared = 0
+        for copies, state in ((s.customers.get(bucket), s.customer_state),
+                              (s.terminals.get(bucket), s.terminal_state)):
+            if copies is None:
+                continue
+            for key in [k for k, v in copies.items() if v.expired(now)]:
+                del copies[key]
+                state.remove(key)
+                cleared += 1
+        if cleared:
+            self.m.keys_cleared.inc(cleared)
+
+
+def _make_scorer(config: JobConfig, metrics: _Metrics):
+    from fp_flink.scoring import EmbeddedScorer, RemoteScorer
+
+    if config.scoring_mode == "embedded":
+        return EmbeddedScorer(config.model_path, config.model_tag, config.threshold)
+    return RemoteScorer(config.serving_url, config.model_tag, config.threshold, config.serving_timeout_ms,
+                        config.serving_concurrency, on_retry=lambda reason: metrics.remote_retries.inc())
+
+
+class ScoringStep(KeyedCoProcessFunction, _Step):
+    """Input 1: transactions (source rows, or the card step's output); input 2: labels.
+
+    Fused layout: one bucket, both feature halves and the scoring. Split layout: terminal half and
+    scoring, the customer half comes from `CardStep`.
+    """
+
+    def __init__(self, config: JobConfig, fused: bool):
+        _Step.__init__(self, config, customers=fused, terminals=True, scoring=True)
+        self.fused = fused
+
+    def open(self, runtime_context: RuntimeContext):
+        self._open(runtime_context)
+
+    def close(self):
+        self._close()
+
+    def process_element1(self, value: Any, ctx):
+        bucket = self._bucket(ctx)
+        if self.fused:
+            kind, out = self._transaction(value, ctx, bucket)
+        else:
+            # From the card step: (source row fields, features so far), pickled.
+            source_row, upstream = value
+            kind, out = self._transaction(source_row, ctx, bucket, upstream)
+        if kind == "dead":
+            yield DEAD_LETTERS, out
+            return
+        yield from self._buffer(out, ctx, bucket)
+
+    def process_element2(self, value: Any, ctx):
+        yield from self._label(value, ctx)
+
+    def on_timer(self, timestamp: int, ctx):
+        yield from self._on_timer(timestamp, ctx)
+
+
+class CardStep(KeyedProcessFunction, _Step):
+    """Split layout, first step: parses, admits to the stream clock, computes the card's half."""
+
+    def __init__(self, config: JobConfig):
+        _Step.__init__(self, config, customers=True, terminals=False, scoring=False)
+
+    def open(self, runtime_context: RuntimeContext):
+        self._open(runtime_context)
+
+    def process_element(self, value: Any, ctx):
+        bucket = self._bucket(ctx)
+        kind, out = self._transaction(value, ctx, bucket)
+        if kind == "dead":
+            yield DEAD_LETTERS, out
+            return
+        yield (tuple(value), out)
+
+    def on_timer(self, timestamp: int, ctx):
+        yield from self._on_timer(timestamp, ctx)

@@ -1,0 +1,148 @@
+"""The job graph: Kafka sources and exactly-once Kafka sinks (Flink SQL tables) around the keyed steps.
+
+Sources and sinks are declared as Kafka tables because the SQL connector gives what the
+DataStream connector of PyFlink does not: each record's topic, partition and offset (dead
+letters name them), the record key, and headers on the dead letters. The records cross into
+Python as bytes and are parsed there, once, by `fraudpipeline.transactions`.
+
+Event time: for transactions, the record's own `timestamp` field (read on the JVM side, to the
+second, for watermarks only); for labels, the Kafka record's timestamp (when the label was
+issued: a label's `timestamp` field is its transaction's time, days in the past, and would hold
+the watermark back by that much). A record whose time cannot be read gets the epoch: it is late
+for the watermark and moves nothing, and the Python step sends it to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+from pyflink.common import Types
+from pyflink.datastream import DataStream, StreamExecutionEnvironment
+from pyflink.table import StreamTableEnvironment
+
+from fp_flink import functions
+from fp_flink.config import JobConfig
+
+# RFC 3339 to epoch seconds on the JVM: fraction dropped (watermarks need no more), offset honoured.
+_TX_EVENT_SECONDS = ("UNIX_TIMESTAMP(REGEXP_REPLACE(JSON_VALUE(CAST(`value` AS STRING), '$.timestamp'), "
+                     "'\\.[0-9]+', ''), 'yyyy-MM-dd''T''HH:mm:ssXXX')")
+_EVENT_TIME = f"TO_TIMESTAMP_LTZ(CASE WHEN {_TX_EVENT_SECONDS} > 0 THEN {_TX_EVENT_SECONDS} ELSE 0 END * 1000, 3)"
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _with(options: dict[str, str]) -> str:
+    return ", ".join(f"{_quote(k)} = {_quote(v)}" for k, v in options.items())
+
+
+def source_options(config: JobConfig, topic: str) -> dict[str, str]:
+    opts = {
+        "connector": "kafka",
+        "topic": topic,
+        "properties.bootstrap.servers": config.bootstrap_servers,
+        "properties.group.id": config.group_id,
+        # First start: from the beginning; later starts: the group's committed offsets (committed on
+        # checkpoints). A restore from a checkpoint or savepoint uses the offsets stored there.
+        "scan.startup.mode": "group-offsets",
+        "properties.auto.offset.reset": "earliest",
+        "properties.isolation.level": "read_committed",
+        "key.format": "raw",
+        "key.fields": "key",
+        "value.format": "raw",
+        "value.fields-include": "EXCEPT_KEY",
+    }
+    if config.bounded:
+        opts["scan.bounded.mode"] = "latest-offset"
+    return opts
+
+
+def sink_options(config: JobConfig, topic: str, role: str) -> dict[str, str]:
+    return {
+        "connector": "kafka",
+        "topic": topic,
+        "properties.bootstrap.servers": config.bootstrap_servers,
+        "key.format": "raw",
+        "key.fields": "key",
+        "value.format": "raw",
+        "value.fields-include": "EXCEPT_KEY",
+        # Kafka transactions tied to checkpoints: consumers reading read_committed see each output
+        # once, after the checkpoint that covers it.
+        "sink.delivery-guarantee": "exactly-once",
+        "sink.transactional-id-prefix": f"{config.transactional_id_prefix}.{role}",
+        # At most the broker's transaction.max.timeout.ms (15 min by default), well above a checkpoint.
+        "properties.transaction.timeout.ms": "900000",
+    }
+
+
+def declare_tables(t_env: StreamTableEnvironment, config: JobConfig) -> None:
+    wm = f"INTERVAL '{max(config.max_out_of_orderness_ms // 1000, 0)}' SECOND"
+    t_env.execute_sql(f"""
+        CREATE TEMPORARY TABLE fp_transactions (
+          `key` BYTES, `value` BYTES,
+          `topic` STRING METADATA VIRTUAL, `partition` INT METADATA VIRTUAL, `offset` BIGINT METADATA VIRTUAL,
+          `customer_id` AS JSON_VALUE(CAST(`value` AS STRING), '$.customer_id'),
+          `event_time` AS {_EVENT_TIME},
+          WATERMARK FOR `event_time` AS `event_time` - {wm}
+        ) WITH ({_with(source_options(config, config.transactions_topic))})""")
+    t_env.execute_sql(f"""
+        CREATE TEMPORARY TABLE fp_labels (
+          `key` BYTES, `value` BYTES,
+          `topic` STRING METADATA VIRTUAL, `partition` INT METADATA VIRTUAL, `offset` BIGINT METADATA VIRTUAL,
+          `terminal_id` AS JSON_VALUE(CAST(`value` AS STRING), '$.terminal_id'),
+          `issued` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
+          WATERMARK FOR `issued` AS `issued` - {wm}
+        ) WITH ({_with(source_options(config, config.labels_topic))})""")
+    outputs = [("fp_alerts", config.alerts_topic, "alerts", ""),
+               ("fp_dead_letters", config.dead_letter_topic, "dead-letter", ", `headers` MAP<STRING, BYTES> METADATA")]
+    if config.scores_topic:
+        outputs.append(("fp_scores", config.scores_topic, "scores", ""))
+    for table, topic, role, extra in outputs:
+        t_env.execute_sql(f"CREATE TEMPORARY TABLE {table} (`key` BYTES, `value` BYTES{extra}) "
+                          f"WITH ({_with(sink_options(config, topic, role))})")
+
+
+def build(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, config: JobConfig) -> str:
+    """Add the whole job to `env`; returns the layout used ("fused" or "split")."""
+    t_env.get_config().set("table.exec.source.idle-timeout", f"{config.idle_timeout_ms} ms")
+    t_env.get_config().set("table.local-time-zone", "UTC")
+    declare_tables(t_env, config)
+    layout = config.resolved_layout(env.get_parallelism())
+    split = layout == "split"
+    buckets = config.buckets if split else 1
+    tx_cols = "`key`, `value`, `topic`, `partition`, `offset`" + (", `customer_id`" if split else "")
+    label_cols = "`key`, `value`, `topic`, `partition`, `offset`" + (", `terminal_id`" if split else "")
+    transactions = t_env.to_data_stream(t_env.sql_query(f"SELECT {tx_cols} FROM fp_transactions"))
+    labels = t_env.to_data_stream(t_env.sql_query(f"SELECT {label_cols} FROM fp_labels"))
+
+    if split:
+        # Step 1, keyed by card bucket: the customer half. Step 2, keyed by terminal bucket: the
+        # terminal half, labels, batching and scoring.
+        cards = (transactions
+                 .key_by(lambda r: functions.bucket_of(r[5], buckets), key_type=Types.INT())
+                 .process(functions.CardStep(config), output_type=Types.PICKLED_BYTE_ARRAY())
+                 .name("card features").uid("card-features"))
+        card_dead = cards.get_side_output(functions.DEAD_LETTERS)
+        steps_in = cards.key_by(lambda v: functions.bucket_of(v[1][3], buckets), key_type=Types.INT())
+        label_in = labels.key_by(lambda r: functions.bucket_of(r[5], buckets), key_type=Types.INT())
+        scored = (steps_in.connect(label_in)
+                  .process(functions.ScoringStep(config, fused=False), output_type=functions.KEYED_RECORD)
+                  .name("terminal features and scoring").uid("terminal-scoring"))
+        dead = scored.get_side_output(functions.DEAD_LETTERS).union(card_dead)
+    else:
+        scored = (transactions.key_by(lambda r: 0, key_type=Types.INT())
+                  .connect(labels.key_by(lambda r: 0, key_type=Types.INT()))
+                  .process(functions.ScoringStep(config, fused=True), output_type=functions.KEYED_RECORD)
+                  .name("features and scoring").uid("features-scoring"))
+        dead = scored.get_side_output(functions.DEAD_LETTERS)
+
+    statements = t_env.create_statement_set()
+    statements.add_insert("fp_alerts", _table(t_env, scored))
+    statements.add_insert("fp_dead_letters", _table(t_env, dead))
+    if config.scores_topic:
+        statements.add_insert("fp_scores", _table(t_env, scored.get_side_output(functions.SCORES)))
+    statements.attach_as_datastream()
+    return layout
+
+
+def _table(t_env: StreamTableEnvironment, stream: DataStream):
+    return t_env.from_data_stream(stream)
