@@ -80,6 +80,8 @@ def build_records(items: list[tuple[int, Any]], role: str) -> tuple[list[Any], l
     for index, (line, item) in enumerate(items):
         where = f"record {index + 1}" + (f" (line {line})" if line else "")
         try:
+            if not isinstance(item, dict):  # (parse() would read a string as JSON text)
+                raise InvalidRecordError(role[:-1], [("(document)", "the record must be a JSON object")])
             rec = parse(item)
         except InvalidRecordError as exc:
             errors.append(f"{where}: {exc}")

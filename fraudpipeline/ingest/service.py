@@ -252,6 +252,8 @@ class IngestService:
         errors: list[str] = []
         for i, item in enumerate(items):
             try:
+                if not isinstance(item, dict):  # (parse() would read a string as JSON text)
+                    raise InvalidRecordError(role[:-1], [("(document)", "the record must be a JSON object")])
                 rec = parse(item)
             except InvalidRecordError as exc:
                 errors.append(str(exc) if single else f"record {i}: {exc}")

@@ -42,5 +42,5 @@ def pytest_runtest_makereport(item, call):
         try:
             proc = item._request.getfixturevalue("ingest")["process"]
             report.sections.append(("fraudpipe ingest log", proc.log_tail()))
-        except Exception:  # noqa: BLE001 - a report hook must not fail the run
-            pass
+        except Exception as exc:  # noqa: BLE001 - a report hook must not fail the run
+            report.sections.append(("fraudpipe ingest log", f"(not available: {exc})"))

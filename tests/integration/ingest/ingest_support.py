@@ -12,7 +12,6 @@ import httpx
 import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-
 from fp_devtools.process import free_port, log_tail, spawn, stop, wait_healthy
 
 JSON_FMT = "application/vnd.kafka.json.v2+json"

@@ -11,10 +11,9 @@ from collections import Counter
 
 import httpx
 import pytest
-from ingest_support import IngestProcess, create_topic, pipeline_yaml, read_topic, transaction
-
 from fp_devtools import kafka as dev_kafka
 from fp_devtools.process import stop
+from ingest_support import IngestProcess, create_topic, pipeline_yaml, read_topic, transaction
 
 pytestmark = pytest.mark.integration
 

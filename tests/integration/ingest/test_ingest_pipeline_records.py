@@ -47,7 +47,7 @@ def test_transactions_are_keyed_by_card_timestamped_and_partitioned_as_java_does
         key = str(tx["customer_id"]).encode()
         assert rec.key == key  # the card, as plain text
         assert json.loads(rec.value) == tx  # the transaction as it was sent (integer ids stay integers)
-        assert rec.timestamp == int(datetime.fromisoformat(tx["timestamp"].replace("Z", "+00:00")).timestamp() * 1000)
+        assert rec.timestamp == int(datetime.fromisoformat(tx["timestamp"]).timestamp() * 1000)
         assert (rec.partition, rec.offset) == (where["partition"], where["offset"])
         assert rec.partition == java_partition(key, 3)
 
