@@ -52,6 +52,7 @@ class ObjectCache:
         self._lock = threading.Lock()
         self._objects: dict[Key, dict] = {}
         self._by_pipeline: dict[PipelineKey, set[Key]] = defaultdict(set)
+        self._owners: dict[Key, PipelineKey] = {}  # the reverse of _by_pipeline
         self._awaiting: dict[Key, tuple[str, float]] = {}  # our write's resourceVersion, and when
         self.settle_seconds, self._clock = settle_seconds, clock
 
@@ -64,16 +65,26 @@ class ObjectCache:
     def _owner(key: Key, obj: dict) -> PipelineKey | None:
         return (key[1], key[2]) if key[0] == "FraudPipeline" else owner_of(obj["metadata"].get("labels"))
 
-    def _store(self, key: Key, obj: dict, owner: PipelineKey | None) -> None:
-        self._objects[key] = _strip(obj)
-        if owner and key[0] != "FraudPipeline":
+    def _index(self, key: Key, owner: PipelineKey | None) -> PipelineKey | None:
+        """File `key` under `owner`; returns the pipeline it was filed under before."""
+        before = self._owners.pop(key, None)
+        if before is not None:
+            self._by_pipeline[before].discard(key)
+            if not self._by_pipeline[before]:
+                del self._by_pipeline[before]
+        if owner is not None and key[0] != "FraudPipeline":
+            self._owners[key] = owner
             self._by_pipeline[owner].add(key)
+        return before
 
-    def _drop(self, key: Key) -> None:
+    def _store(self, key: Key, obj: dict, owner: PipelineKey | None) -> PipelineKey | None:
+        self._objects[key] = _strip(obj)
+        return self._index(key, owner)
+
+    def _drop(self, key: Key) -> PipelineKey | None:
         self._objects.pop(key, None)
         self._awaiting.pop(key, None)
-        for keys in self._by_pipeline.values():
-            keys.discard(key)
+        return self._index(key, None)
 
     def _behind_our_write(self, key: Key, obj: dict) -> bool:
         """True while the stream has not yet delivered our last write of `key` (see the module doc)."""
@@ -85,21 +96,23 @@ class ObjectCache:
             return False
         return True
 
-    def observe(self, event_type: str | None, obj: dict) -> PipelineKey | None:
-        """A watch event (None: from a listing); returns the pipeline the object belongs to."""
+    def observe(self, event_type: str | None, obj: dict) -> list[PipelineKey]:
+        """A watch event (None: from a listing); returns the pipelines the object belongs or
+        belonged to (a hand edit of its labels moves it: its pipeline must hear of that too)."""
         key = self.key_of(obj)
         owner = self._owner(key, obj)
+        before = None
         with self._lock:
             if self._behind_our_write(key, obj):
-                return owner
+                return [owner] if owner else []
             if event_type == "DELETED":
                 known = self._objects.get(key)
                 # a deleted earlier incarnation (another uid) must not remove the current one
                 if known is not None and _uid(known) in (None, _uid(obj)):
-                    self._drop(key)
+                    before = self._drop(key)
             else:
-                self._store(key, obj, owner)
-        return owner
+                before = self._store(key, obj, owner)
+        return [o for o in dict.fromkeys((owner, before)) if o is not None]
 
     def wrote(self, obj: dict | None) -> None:
         """The response of our own write: the newest state, until the watch delivers it."""

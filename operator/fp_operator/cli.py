@@ -43,7 +43,14 @@ def run(
     if workers is not None:
         os.environ["FRAUDPIPE_OPERATOR_WORKERS"] = str(workers)
 
+    import signal
     import threading
+
+    # kopf imports a Kubernetes client library's models whenever one is installed (the official
+    # client's are 65 MB of generated classes); the operator talks to the API server itself
+    # (kube.py), so none is wanted here, whatever else the environment holds.
+    for optional in ("kubernetes", "kubernetes_asyncio", "pykube"):
+        sys.modules.setdefault(optional, None)  # type: ignore[assignment]
 
     import kopf
     from prometheus_client import start_http_server
@@ -63,12 +70,12 @@ def run(
 
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
         logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # liveness probes
-    stop = threading.Event()
     lost = threading.Event()
 
     def on_lost() -> None:
+        # kopf's own graceful stop (a stop_flag would leave an executor thread waiting on it at exit).
         lost.set()
-        stop.set()
+        os.kill(os.getpid(), signal.SIGTERM)
 
     runtime = Runtime.from_environment(str(kubeconfig) if kubeconfig else None, namespace or None, election, on_lost)
     if metrics_port:
@@ -84,7 +91,6 @@ def run(
         namespaces=namespace or (),
         liveness_endpoint=f"http://0.0.0.0:{liveness_port}/healthz" if liveness_port else None,
         memo=kopf.Memo(runtime=runtime),
-        stop_flag=stop,
     )
     if lost.is_set():
         print("fraudpipeline operator: lost the lease; exiting to restart as a standby", file=sys.stderr, flush=True)

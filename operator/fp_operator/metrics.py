@@ -11,4 +11,5 @@ RECONCILE_SECONDS = Histogram("fraudpipeline_operator_reconcile_duration_seconds
                               buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 APPLIES = Counter("fraudpipeline_operator_child_applies_total", "Children applied (created or changed)", ["kind"])
 QUEUE_DEPTH = Gauge("fraudpipeline_operator_queue_depth", "Pipelines waiting to be reconciled")
+LEADER = Gauge("fraudpipeline_operator_leader", "1 while this replica reconciles (holds the Lease, or runs alone)")
 PIPELINES = Gauge("fraudpipeline_operator_pipelines", "FraudPipelines by phase", ["phase"])

@@ -144,6 +144,7 @@ class Runtime:
         t = threading.Thread(target=self._resync, name="resync", daemon=True)
         t.start()
         self._threads.append(t)
+        metrics.LEADER.set(1)
 
     def _lost(self) -> None:
         """Another replica may lead now: stop writing at once, then let the process end (its pod
@@ -153,6 +154,7 @@ class Runtime:
             self.on_lost_leadership()
 
     def _halt(self) -> None:
+        metrics.LEADER.set(0)
         self._stop.set()
         self.queue.shutdown()
         for t in self._threads:
@@ -197,11 +199,12 @@ class Runtime:
     def observe(self, event_type: str | None, body: dict) -> None:
         """A watch event of a pipeline or a child: remember it and reconcile the pipeline. Runs on
         kopf's event loop: no requests and no lock that a request holds."""
-        owner = self.cache.observe(event_type, body)
-        if body.get("kind") == PIPELINE.kind and event_type == "DELETED" and owner:
-            self.reconciler.forget(owner)
-            self.backoff.forget(owner)
+        owners = self.cache.observe(event_type, body)
+        if body.get("kind") == PIPELINE.kind and event_type == "DELETED":
+            for owner in owners:
+                self.reconciler.forget(owner)
+                self.backoff.forget(owner)
             return
-        if owner:
+        for owner in owners:
             self.queue.add(owner)
-            metrics.QUEUE_DEPTH.set(len(self.queue))
+        metrics.QUEUE_DEPTH.set(len(self.queue))

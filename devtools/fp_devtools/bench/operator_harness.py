@@ -245,7 +245,9 @@ class OperatorProcess:
             except Exception:  # noqa: BLE001 - not listening yet
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError(f"operator not live after {timeout} s:\n{self.tail()}")
+                tail = self.tail()
+                self.stop()  # no orphan left running when the caller gives up
+                raise TimeoutError(f"operator not live after {timeout} s:\n{tail}")
             time.sleep(0.1)
 
     def stop(self, timeout: float = 20) -> None:
