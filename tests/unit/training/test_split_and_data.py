@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -44,7 +46,10 @@ def test_split_drops_cards_known_compromised_by_each_test_day():
 def test_handbook_split_sizes():
     paths = default_data_paths()
     if not all(p.exists() for p in paths):
-        pytest.skip(f"handbook data set not found at {paths[0]} (set FRAUDPIPE_DATA)")
+        shared = Path(__file__).resolve().parents[3].parent / "shared" / "datasets"
+        if os.environ.get("FRAUDPIPE_DATA", "").strip() or shared.is_dir():  # expected: a broken path fails
+            pytest.fail(f"FRAUDPIPE_DATA is set or {shared} exists, but {paths[0]} is missing")
+        pytest.skip(f"handbook data set not found at {paths[0]}: set FRAUDPIPE_DATA or put it in {shared}")
     df = load_transactions(paths, start="2018-07-25", end="2018-08-15")
     train, test = split(df, SplitDates(date(2018, 7, 25)))
     # The handbook's Chapter 3 figures.
