@@ -1,4 +1,4 @@
-"""Microbenchmark of the online states: `python -m fraudpipeline.features.bench [--json]`.
+"""Microbenchmark of the online feature states: `python -m fp_devtools.bench.features [--json]`.
 
 Replays 48,000 transactions over 200 cards and 200 terminals (4 a day each, 60 days, so each
 state holds a full window of about 125-150 entries) and reports the cost of one customer plus
