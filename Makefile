@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 VENV := .venv
 PYTEST_ARGS ?=
 
-.PHONY: dev test unit integration servers lock requirements clean-dev
+.PHONY: dev test unit integration lint servers lock requirements clean-dev
 
 ## dev: create the locked development environment in .venv (all images' dependencies)
 dev: $(VENV)/.synced
@@ -34,6 +34,12 @@ servers: dev
 ## test: install what is missing, then run every test (unit and integration, real servers)
 test: servers
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+## lint: ruff (lint and format) and the architecture's import contracts (pyproject.toml)
+lint: dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 unit: dev
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
