@@ -74,8 +74,9 @@ class IngestApp:
                 return
         await self.api(scope, receive, send)
 
-    async def _produce(self, route: tuple[str, str | None, str | None], scope: Scope, receive: Receive,
-                       send: Send) -> None:
+    async def _produce(
+        self, route: tuple[str, str | None, str | None], scope: Scope, receive: Receive, send: Send
+    ) -> None:
         started = time.perf_counter()
         metrics = self.service.metrics
         metrics.in_flight.inc()
@@ -88,8 +89,9 @@ class IngestApp:
                 length = value
         try:
             body = await self._read(receive, int(length) if length and length.isdigit() else None)
-            reply = await self.service.dispatch(endpoint, name or "", partition, content_type,
-                                                scope.get("query_string", b""), body)
+            reply = await self.service.dispatch(
+                endpoint, name or "", partition, content_type, scope.get("query_string", b""), body
+            )
         except _Disconnected:
             metrics.in_flight.dec()
             return
@@ -156,9 +158,15 @@ def build_api(service: IngestService) -> FastAPI:
         yield
         await service.stop()
 
-    app = FastAPI(title="fraudpipe ingest", version=_package_version(), lifespan=lifespan,
-                  openapi_url="/openapi", docs_url=None, redoc_url=None,
-                  description=openapi.DESCRIPTION)
+    app = FastAPI(
+        title="fraudpipe ingest",
+        version=_package_version(),
+        lifespan=lifespan,
+        openapi_url="/openapi",
+        docs_url=None,
+        redoc_url=None,
+        description=openapi.DESCRIPTION,
+    )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
@@ -171,41 +179,82 @@ def build_api(service: IngestService) -> FastAPI:
 
     # ------------------------------------------------------------------------- health, metrics
 
-    @app.get("/livez", operation_id="livez", response_class=Response,
-             tags=["Health"], summary="The process answers (liveness probe).")
+    @app.get(
+        "/livez",
+        operation_id="livez",
+        response_class=Response,
+        tags=["Health"],
+        summary="The process answers (liveness probe).",
+    )
     async def livez() -> Response:
         return Response(b'{"status":"ok"}', media_type="application/json")
 
-    @app.get("/readyz", operation_id="readyz", response_class=Response,
-             tags=["Health"], summary="Kafka reachable and the pipeline's topics known (readiness "
-             "probe): 200, else 503 with the reasons.", responses={503: {"description": "Not ready."}})
+    @app.get(
+        "/readyz",
+        operation_id="readyz",
+        response_class=Response,
+        tags=["Health"],
+        summary="Kafka reachable and the pipeline's topics known (readiness probe): 200, else 503 with the reasons.",
+        responses={503: {"description": "Not ready."}},
+    )
     async def readyz() -> Response:
         state = service.readiness()
-        return Response(json_reply(200, state).body, status_code=200 if state["ready"] else 503,
-                        media_type="application/json")
+        return Response(
+            json_reply(200, state).body, status_code=200 if state["ready"] else 503, media_type="application/json"
+        )
 
-    @app.get("/healthy", operation_id="healthy", response_class=Response,
-             tags=["Bridge"], summary="The bridge's liveness check: 200 while the process runs.")
+    @app.get(
+        "/healthy",
+        operation_id="healthy",
+        response_class=Response,
+        tags=["Bridge"],
+        summary="The bridge's liveness check: 200 while the process runs.",
+    )
     async def healthy() -> Response:
         return Response(status_code=200)
 
-    @app.get("/ready", operation_id="ready", response_class=Response,
-             tags=["Bridge"], summary="The bridge's readiness check: 200 when ready, else 500.")
+    @app.get(
+        "/ready",
+        operation_id="ready",
+        response_class=Response,
+        tags=["Bridge"],
+        summary="The bridge's readiness check: 200 when ready, else 500.",
+    )
     async def ready() -> Response:
         return Response(status_code=200 if service.readiness()["ready"] else 500)
 
-    @app.get("/metrics", operation_id="metrics", response_class=Response,
-             tags=["Health"], summary="Prometheus metrics (fraudpipe_ingest_*).")
+    @app.get(
+        "/metrics",
+        operation_id="metrics",
+        response_class=Response,
+        tags=["Health"],
+        summary="Prometheus metrics (fraudpipe_ingest_*).",
+    )
     async def metrics() -> Response:
         body, content_type = service.metrics.exposition()
         return Response(body, media_type=content_type)
 
-    @app.get("/", operation_id="info", response_class=Response,
-             tags=["Bridge"], summary="Which bridge protocol this is.", response_model=openapi.BridgeInfo)
+    @app.get(
+        "/",
+        operation_id="info",
+        response_class=Response,
+        tags=["Bridge"],
+        summary="Which bridge protocol this is.",
+        response_model=openapi.BridgeInfo,
+    )
     async def info() -> Response:
-        return _reply(json_reply(200, {"bridge_version": BRIDGE_VERSION, "service": "fraudpipe ingest",
-                                       "version": _package_version(), "pipeline": settings.pipeline},
-                                 b"application/json"))
+        return _reply(
+            json_reply(
+                200,
+                {
+                    "bridge_version": BRIDGE_VERSION,
+                    "service": "fraudpipe ingest",
+                    "version": _package_version(),
+                    "pipeline": settings.pipeline,
+                },
+                b"application/json",
+            )
+        )
 
     @app.get("/openapi/v3", include_in_schema=False)
     async def openapi_v3() -> Response:
@@ -213,9 +262,14 @@ def build_api(service: IngestService) -> FastAPI:
 
     # ------------------------------------------------------------------------- topic metadata
 
-    @app.get("/topics", operation_id="listTopics", response_class=Response,
-             tags=["Topics"], summary="The topics of the cluster (internal ones left out).",
-             responses=openapi.ok(openapi.TopicList))
+    @app.get(
+        "/topics",
+        operation_id="listTopics",
+        response_class=Response,
+        tags=["Topics"],
+        summary="The topics of the cluster (internal ones left out).",
+        responses=openapi.ok(openapi.TopicList),
+    )
     async def list_topics() -> Response:
         view = await gateway.refresh()
         if not view.up:
@@ -230,12 +284,20 @@ def build_api(service: IngestService) -> FastAPI:
 
     def _partition(p: Any) -> dict[str, Any]:
         isr = set(p.isrs)
-        return {"partition": p.id, "leader": p.leader,
-                "replicas": [{"broker": b, "leader": b == p.leader, "in_sync": b in isr} for b in p.replicas]}
+        return {
+            "partition": p.id,
+            "leader": p.leader,
+            "replicas": [{"broker": b, "leader": b == p.leader, "in_sync": b in isr} for b in p.replicas],
+        }
 
-    @app.get(TOPIC_ROUTE, operation_id="getTopic", response_class=Response,
-             tags=["Topics"], summary="A topic's configuration and partitions.",
-             responses=openapi.ok(openapi.TopicMetadata, 404))
+    @app.get(
+        TOPIC_ROUTE,
+        operation_id="getTopic",
+        response_class=Response,
+        tags=["Topics"],
+        summary="A topic's configuration and partitions.",
+        responses=openapi.ok(openapi.TopicMetadata, 404),
+    )
     async def get_topic(topicname: str) -> Response:
         try:
             info = await _topic(topicname)
@@ -247,9 +309,14 @@ def build_api(service: IngestService) -> FastAPI:
         parts = [_partition(info.partitions[i]) for i in sorted(info.partitions)]
         return _reply(json_reply(200, {"name": topicname, "configs": configs, "partitions": parts}))
 
-    @app.get("/topics/{topicname}/partitions", operation_id="listPartitions", response_class=Response,
-             tags=["Topics"], summary="A topic's partitions.",
-             responses=openapi.ok(openapi.PartitionList, 404))
+    @app.get(
+        "/topics/{topicname}/partitions",
+        operation_id="listPartitions",
+        response_class=Response,
+        tags=["Topics"],
+        summary="A topic's partitions.",
+        responses=openapi.ok(openapi.PartitionList, 404),
+    )
     async def list_partitions(topicname: str) -> Response:
         try:
             info = await _topic(topicname)
@@ -257,9 +324,14 @@ def build_api(service: IngestService) -> FastAPI:
             return _reply(error_reply(exc))
         return _reply(json_reply(200, [_partition(info.partitions[i]) for i in sorted(info.partitions)]))
 
-    @app.get(PARTITION_ROUTE, operation_id="getPartition", response_class=Response,
-             tags=["Topics"], summary="One partition's leader and replicas.",
-             responses=openapi.ok(openapi.PartitionMetadata, 404))
+    @app.get(
+        PARTITION_ROUTE,
+        operation_id="getPartition",
+        response_class=Response,
+        tags=["Topics"],
+        summary="One partition's leader and replicas.",
+        responses=openapi.ok(openapi.PartitionMetadata, 404),
+    )
     async def get_partition(topicname: str, partitionid: int) -> Response:
         try:
             info = await _topic(topicname)
@@ -269,9 +341,14 @@ def build_api(service: IngestService) -> FastAPI:
             return _bridge_error(404, "The specified topic partition was not found.")
         return _reply(json_reply(200, _partition(info.partitions[partitionid])))
 
-    @app.get(PARTITION_ROUTE + "/offsets", operation_id="getOffsets", response_class=Response,
-             tags=["Topics"], summary="First and next offsets of a partition.",
-             responses=openapi.ok(openapi.OffsetsSummary, 404))
+    @app.get(
+        PARTITION_ROUTE + "/offsets",
+        operation_id="getOffsets",
+        response_class=Response,
+        tags=["Topics"],
+        summary="First and next offsets of a partition.",
+        responses=openapi.ok(openapi.OffsetsSummary, 404),
+    )
     async def get_offsets(topicname: str, partitionid: int) -> Response:
         try:
             info = await _topic(topicname)
@@ -304,32 +381,56 @@ def build_api(service: IngestService) -> FastAPI:
             body = await _body(request)
         except BridgeError as exc:
             return _reply(error_reply(exc, JSON if endpoint.startswith("/v1/") else KAFKA_JSON))
-        reply = await service.dispatch(endpoint, name, partition, request.headers.get("content-type"),
-                                       request.url.query, body)
+        reply = await service.dispatch(
+            endpoint, name, partition, request.headers.get("content-type"), request.url.query, body
+        )
         return _reply(reply)
 
-    @app.post(TOPIC_ROUTE, operation_id="send", response_class=Response,
-              tags=["Producer"], summary="Send records to a topic (the bridge's `send`).",
-              openapi_extra=openapi.produce_body("ProducerRecordList"), responses=openapi.produce_responses())
+    @app.post(
+        TOPIC_ROUTE,
+        operation_id="send",
+        response_class=Response,
+        tags=["Producer"],
+        summary="Send records to a topic (the bridge's `send`).",
+        openapi_extra=openapi.produce_body("ProducerRecordList"),
+        responses=openapi.produce_responses(),
+    )
     async def send_records(request: Request, topicname: str) -> Response:
         return await _produce(request, TOPIC_ROUTE, topicname, None)
 
-    @app.post(PARTITION_ROUTE, operation_id="sendToPartition", response_class=Response,
-              tags=["Producer"], summary="Send records to one partition (`sendToPartition`).",
-              openapi_extra=openapi.produce_body("ProducerRecordToPartitionList"),
-              responses=openapi.produce_responses())
+    @app.post(
+        PARTITION_ROUTE,
+        operation_id="sendToPartition",
+        response_class=Response,
+        tags=["Producer"],
+        summary="Send records to one partition (`sendToPartition`).",
+        openapi_extra=openapi.produce_body("ProducerRecordToPartitionList"),
+        responses=openapi.produce_responses(),
+    )
     async def send_to_partition(request: Request, topicname: str, partitionid: str) -> Response:
         return await _produce(request, PARTITION_ROUTE, topicname, partitionid)
 
-    @app.post("/v1/transactions", operation_id="sendTransactions", response_class=Response,
-              tags=["Pipeline"], summary="Send card transactions (one object or an array).",
-              openapi_extra=openapi.records_body("transaction"), responses=openapi.records_responses())
+    @app.post(
+        "/v1/transactions",
+        operation_id="sendTransactions",
+        response_class=Response,
+        tags=["Pipeline"],
+        summary="Send card transactions (one object or an array).",
+        openapi_extra=openapi.records_body("transaction"),
+        responses=openapi.records_responses(),
+    )
     async def post_transactions(request: Request) -> Response:
         return await _produce(request, "/v1/transactions", "transactions", None)
 
-    @app.post("/v1/labels", operation_id="sendLabels", response_class=Response,
-              tags=["Pipeline"], summary="Send fraud labels (one object or an array).",
-              openapi_extra=openapi.records_body("label"), responses=openapi.records_responses())
+    @app.post(
+        "/v1/labels",
+        operation_id="sendLabels",
+        response_class=Response,
+        tags=["Pipeline"],
+        summary="Send fraud labels (one object or an array).",
+        openapi_extra=openapi.records_body("label"),
+        responses=openapi.records_responses(),
+    )
     async def post_labels(request: Request) -> Response:
         return await _produce(request, "/v1/labels", "labels", None)
 
@@ -339,13 +440,19 @@ def build_api(service: IngestService) -> FastAPI:
 
     @app.api_route("/consumers/{rest:path}", methods=not_served, include_in_schema=False)
     async def consumers(rest: str) -> Response:
-        return _bridge_error(501, "The consumer API is not served by fraudpipe ingest: read the topics with a "
-                                  "Kafka consumer, or use the Strimzi Kafka Bridge")
+        return _bridge_error(
+            501,
+            "The consumer API is not served by fraudpipe ingest: read the topics with a "
+            "Kafka consumer, or use the Strimzi Kafka Bridge",
+        )
 
     @app.api_route("/admin/{rest:path}", methods=not_served, include_in_schema=False)
     async def admin(rest: str) -> Response:
-        return _bridge_error(501, "fraudpipe ingest creates no topics: the operator creates the pipeline's topics "
-                                  "(Strimzi KafkaTopics); elsewhere create them with kafka-topics.sh")
+        return _bridge_error(
+            501,
+            "fraudpipe ingest creates no topics: the operator creates the pipeline's topics "
+            "(Strimzi KafkaTopics); elsewhere create them with kafka-topics.sh",
+        )
 
     app.openapi = openapi.customize(app)  # type: ignore[method-assign]
     return app

@@ -43,16 +43,19 @@ SCHEMA_ERROR = "Validation error on: Schema validation error"
 UNSUPPORTED_FORMAT = "Validation error on: The format of the request body is not supported"
 MISSING_BODY = "Validation error on: The related request does not contain the required body."
 
-# orjson reads integers beyond 64 bits as floats; the standard library keeps them exact.
-_BIG_INT = re.compile(rb"[0-9]{19,}")
+# orjson reads integers beyond 64 bits as floats; the standard library keeps them exact. A run of
+# 19 digits anywhere (strings included) sends the body to the standard library's parser.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_NINETEEN_DIGITS = b"0" * 19
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
 
 
 class BridgeError(Exception):
     """An error answer in the bridge's shape; `retry_after` (seconds) adds a Retry-After header."""
 
-    def __init__(self, status: int, message: str, validation_errors: list[str] | None = None,
-                 retry_after: int | None = None):
+    def __init__(
+        self, status: int, message: str, validation_errors: list[str] | None = None, retry_after: int | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -91,7 +94,7 @@ def embedded_format(content_type: str | bytes | None) -> str:
 
 def loads(body: bytes) -> Any:
     """Parse JSON; integers too large for 64 bits stay exact (the standard library's parser)."""
-    if _BIG_INT.search(body) is None:
+    if body.translate(_DIGITS_TO_ZERO).find(_NINETEEN_DIGITS) < 0:
         try:
             return orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -141,8 +144,15 @@ def parse_async_param(query: dict[str, list[str]]) -> bool:
 
 # ----------------------------------------------------------------------------------- validation
 
-_JSON_TYPES = ((bool, "boolean"), (int, "integer"), (float, "number"), (str, "string"), (list, "array"),
-               (dict, "object"), (type(None), "null"))
+_JSON_TYPES = (
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (list, "array"),
+    (dict, "object"),
+    (type(None), "null"),
+)
 
 
 def _type_name(value: Any) -> str:
@@ -160,6 +170,8 @@ def _is_integer(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+_VALUE_TYPES = frozenset((dict, list, str, type(None)))
+_KEY_TYPES = frozenset((dict, list, str))
 _RECORD_FIELDS = frozenset(("value", "key", "partition", "timestamp", "headers"))
 _PARTITION_RECORD_FIELDS = frozenset(("value", "key", "headers"))
 
@@ -177,13 +189,17 @@ def _record_errors(rec: Any, allowed: frozenset[str]) -> list[str]:
     else:
         value = rec["value"]
         if not isinstance(value, (dict, list, str)) and value is not None:
-            errors += ['Property "value" does not match schema',
-                       f"Instance type {_type_name(value)} does not match any of array, object, string, null"]
+            errors += [
+                'Property "value" does not match schema',
+                f"Instance type {_type_name(value)} does not match any of array, object, string, null",
+            ]
     if "key" in rec:
         key = rec["key"]
         if not isinstance(key, (dict, list, str)):
-            errors += ['Property "key" does not match schema',
-                       f"Instance type {_type_name(key)} does not match any of array, object, string"]
+            errors += [
+                'Property "key" does not match schema',
+                f"Instance type {_type_name(key)} does not match any of array, object, string",
+            ]
     for name, top, fmt in (("partition", INT32_MAX, "int32"), ("timestamp", INT64_MAX, "int64")):
         if name in rec and name in allowed:
             number = rec[name]
@@ -202,8 +218,10 @@ def _record_errors(rec: Any, allowed: frozenset[str]) -> list[str]:
                     continue
                 for name in ("key", "value"):
                     if name not in header:
-                        errors += ['Property "headers" does not match schema',
-                                   f'Instance does not have required property "{name}"']
+                        errors += [
+                            'Property "headers" does not match schema',
+                            f'Instance does not have required property "{name}"',
+                        ]
                     elif not isinstance(header[name], str):
                         errors += ['Property "headers" does not match schema', _wrong_type(header[name], "string")]
     return errors
@@ -221,12 +239,22 @@ def validate(doc: Any, to_partition: bool) -> list[dict[str, Any]]:
     if errors:
         raise schema_error(*errors)
     if "records" not in doc:
-        raise BridgeError(422, "The request body has no records: send {\"records\": [{\"value\": ...}]}")
+        raise BridgeError(422, 'The request body has no records: send {"records": [{"value": ...}]}')
     records = doc["records"]
     if not isinstance(records, list):
         raise schema_error('Property "records" does not match schema', _wrong_type(records, "array"))
     allowed = _PARTITION_RECORD_FIELDS if to_partition else _RECORD_FIELDS
     for rec in records:
+        if (
+            type(rec) is dict
+            and rec.keys() <= allowed
+            and type(rec.get("value", 0)) in _VALUE_TYPES
+            and type(rec.get("key", "")) in _KEY_TYPES
+            and "partition" not in rec
+            and "timestamp" not in rec
+            and "headers" not in rec
+        ):
+            continue  # the common record: {"value"[, "key"]}, nothing more to check
         found = _record_errors(rec, allowed)
         if found:
             raise schema_error('Property "records" does not match schema', "Items did not match schema", *found)
@@ -234,6 +262,7 @@ def validate(doc: Any, to_partition: bool) -> list[dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------------- conversion
+
 
 def _b64(text: str, what: str) -> bytes:
     raw = text.encode("ascii", "strict") if text.isascii() else None
@@ -261,24 +290,48 @@ def _headers(rec: dict[str, Any]) -> list[tuple[str, bytes]] | None:
     for header in headers:
         name = header["key"]
         try:
-            value = binascii.a2b_base64(header["value"].encode("ascii") + b"=" * (-len(header["value"]) % 4),
-                                        strict_mode=True)
+            value = binascii.a2b_base64(
+                header["value"].encode("ascii") + b"=" * (-len(header["value"]) % 4), strict_mode=True
+            )
         except (binascii.Error, UnicodeEncodeError):
             raise BridgeError(422, f"The value of header '{name}' must be base64 text") from None
         out.append((name, value))
     return out
 
 
+def _extras(rec: dict[str, Any], partition: int | None) -> tuple[int, int, list[tuple[str, bytes]] | None]:
+    """(partition, timestamp, headers) of a record that has any of them."""
+    timestamp = rec.get("timestamp")
+    if timestamp is None:
+        timestamp = 0
+    elif timestamp < 0:
+        raise BridgeError(422, f"Invalid timestamp: {timestamp}. Timestamp should always be non-negative or null.")
+    part = partition if partition is not None else rec.get("partition", -1)
+    return part, timestamp, _headers(rec) if "headers" in rec else None
+
+
+def _json_bytes(value: Any) -> bytes:
+    try:
+        return _orjson_dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        return dumps(value)
+
+
+_orjson_dumps = orjson.dumps
+_PLAIN = frozenset(("value", "key"))
+
+
 def to_records(records: list[dict[str, Any]], fmt: str, partition: int | None) -> list[Record]:
     """Kafka records for validated bridge records, or the bridge's 422 for one its format cannot carry."""
     out: list[Record] = []
     append = out.append
+    default_part = -1 if partition is None else partition
     for rec in records:
         key = rec.get("key")
         value = rec["value"]
         if fmt == "json":
-            kb = None if key is None else dumps(key)
-            vb = None if value is None else dumps(value)
+            kb = None if key is None else _json_bytes(key)
+            vb = None if value is None else _json_bytes(value)
         elif fmt == "binary":
             if key is not None and not isinstance(key, str):
                 raise BridgeError(422, "Because the embedded format is 'binary', the key must be base64 text")
@@ -293,13 +346,10 @@ def to_records(records: list[dict[str, Any]], fmt: str, partition: int | None) -
                 raise BridgeError(422, "Because the embedded format is 'text', the value must be a string")
             kb = None if key is None else _utf8(key, "key")
             vb = _utf8(value, "value")
-        timestamp = rec.get("timestamp")
-        if timestamp is None:
-            timestamp = 0
-        elif timestamp < 0:
-            raise BridgeError(422, f"Invalid timestamp: {timestamp}. Timestamp should always be non-negative or null.")
-        part = partition if partition is not None else rec.get("partition", -1)
-        append((kb, vb, part, timestamp, _headers(rec) if "headers" in rec else None))
+        if rec.keys() <= _PLAIN:
+            append((kb, vb, default_part, 0, None))
+        else:
+            append((kb, vb, *_extras(rec, partition)))
     return out
 
 
@@ -312,13 +362,16 @@ def decode(body: bytes, content_type: str | bytes | None, partition: int | None)
 
 # ------------------------------------------------------------------------------------- answers
 
+
 def missing_topic_message(topic: str, waited_ms: int) -> str:
     return f"Topic {topic} not present in metadata after {waited_ms} ms."
 
 
 def missing_partition_message(topic: str, partition: int, count: int, waited_ms: int) -> str:
-    return (f"Partition {partition} of topic {topic} with partition count {count} is not present in metadata "
-            f"after {waited_ms} ms.")
+    return (
+        f"Partition {partition} of topic {topic} with partition count {count} is not present in metadata "
+        f"after {waited_ms} ms."
+    )
 
 
 def offsets_body(results: list[tuple[int, int] | tuple[int, str]]) -> bytes:

@@ -8,8 +8,10 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="The ingest API: the Strimzi Kafka Bridge produce protocol and /v1 over one Kafka producer.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="The ingest API: the Strimzi Kafka Bridge produce protocol and /v1 over one Kafka producer.",
+    no_args_is_help=True,
+)
 
 
 def _producer_config(pairs: list[str]) -> dict[str, str]:
@@ -17,29 +19,46 @@ def _producer_config(pairs: list[str]) -> dict[str, str]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise typer.BadParameter(f"{pair!r}: write librdkafka settings as NAME=VALUE, e.g. compression.type=lz4",
-                                     param_hint="--producer-config")
+            raise typer.BadParameter(
+                f"{pair!r}: write librdkafka settings as NAME=VALUE, e.g. compression.type=lz4",
+                param_hint="--producer-config",
+            )
         out[name.strip()] = value.strip()
     return out
 
 
 @app.command("run")
 def run(
-    pipeline_file: Annotated[Path, typer.Option("-f", "--file", help="FraudPipeline YAML: which topics to write to.",
-                                                exists=True, dir_okay=False)],
-    bootstrap_servers: Annotated[str | None, typer.Option(
-        help="Kafka host:port. Default: the spec's kafka.bootstrapServers (its in-cluster address).")] = None,
-    port: Annotated[int | None, typer.Option(help="HTTP port. Default: the spec's kafka.bridge.port (8080).",
-                                                min=1, max=65535)] = None,
+    pipeline_file: Annotated[
+        Path,
+        typer.Option("-f", "--file", help="FraudPipeline YAML: which topics to write to.", exists=True, dir_okay=False),
+    ],
+    bootstrap_servers: Annotated[
+        str | None,
+        typer.Option(help="Kafka host:port. Default: the spec's kafka.bootstrapServers (its in-cluster address)."),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="HTTP port. Default: the spec's kafka.bridge.port (8080).", min=1, max=65535)
+    ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body; larger is 413.", min=1024)] = 1 << 20,
     max_records: Annotated[int, typer.Option(help="Most records in one request; more is 413.", min=1)] = 1_000,
-    delivery_timeout_ms: Annotated[int, typer.Option(
-        help="How long a request waits for the broker's acknowledgements before answering 503.", min=100)] = 10_000,
-    linger_ms: Annotated[float, typer.Option(help="librdkafka linger.ms: batching delay before sending.",
-                                             min=0)] = 1.0,
-    producer_config: Annotated[list[str] | None, typer.Option(
-        "--producer-config", "-X", help="Extra librdkafka producer setting NAME=VALUE (repeatable).")] = None,
+    delivery_timeout_ms: Annotated[
+        int,
+        typer.Option(help="How long a request waits for the broker's acknowledgements before answering 503.", min=100),
+    ] = 10_000,
+    linger_ms: Annotated[float, typer.Option(help="librdkafka linger.ms: batching delay before sending.", min=0)] = 1.0,
+    record_timestamp: Annotated[
+        str,
+        typer.Option(
+            help="Kafka timestamp of /v1 records: received (when this service took them) or event (a transaction's "
+            "own time; for live traffic only: the topic's retention deletes older records at once)."
+        ),
+    ] = "received",
+    producer_config: Annotated[
+        list[str] | None,
+        typer.Option("--producer-config", "-X", help="Extra librdkafka producer setting NAME=VALUE (repeatable)."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
 ) -> None:
     """Serve the Strimzi Kafka Bridge produce API and POST /v1/transactions, /v1/labels until stopped."""
@@ -54,11 +73,21 @@ def run(
     from fraudpipeline.spec import SpecError
 
     err = Console(stderr=True)
+    if record_timestamp not in ("received", "event"):
+        raise typer.BadParameter(f"{record_timestamp!r}: choose received or event", param_hint="--record-timestamp")
     try:
         settings = IngestSettings.from_file(
-            pipeline_file, bootstrap_servers=bootstrap_servers, port=port, host=host, max_body_bytes=max_body_bytes,
-            max_records=max_records, delivery_timeout_ms=delivery_timeout_ms, linger_ms=linger_ms,
-            producer_config=_producer_config(producer_config or []))
+            pipeline_file,
+            bootstrap_servers=bootstrap_servers,
+            port=port,
+            host=host,
+            max_body_bytes=max_body_bytes,
+            max_records=max_records,
+            delivery_timeout_ms=delivery_timeout_ms,
+            linger_ms=linger_ms,
+            record_timestamp=record_timestamp,
+            producer_config=_producer_config(producer_config or []),
+        )
     except SpecError as exc:
         raise typer.BadParameter(str(exc), param_hint="-f") from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -74,17 +103,32 @@ def run(
     with err.status(f"checking Kafka at {settings.bootstrap_servers} ...", spinner="dots"):
         up, topics = asyncio.run(preflight())
     if not up:
-        err.print(f"[yellow]warning:[/] no Kafka broker answers at {settings.bootstrap_servers}; serving anyway: "
-                  "produce requests get 503 and /readyz fails until it does")
+        err.print(
+            f"[yellow]warning:[/] no Kafka broker answers at {settings.bootstrap_servers}; serving anyway: "
+            "produce requests get 503 and /readyz fails until it does"
+        )
     for role, topic in settings.topics.items():
         if up and not topics[topic]:
-            err.print(f"[yellow]warning:[/] the {role} topic {topic} does not exist; this service creates none "
-                      "(on Kubernetes the operator does): /v1/" + role + " answers 503 until it exists")
-    err.print(f"[green]fraudpipe ingest[/] for {settings.pipeline} on http://{settings.host}:{settings.port} "
-              f"-> Kafka {settings.bootstrap_servers}: /v1/transactions -> {settings.topics['transactions']}, "
-              f"/v1/labels -> {settings.topics['labels']}, /topics/{{topic}} (Strimzi Kafka Bridge API). "
-              "Ctrl-C stops.", highlight=False)
-    config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, loop="uvloop",
-                            http="httptools", lifespan="on", access_log=False, log_level=log_level,
-                            timeout_graceful_shutdown=max(5, settings.delivery_timeout_ms // 1000 + 2))
+            err.print(
+                f"[yellow]warning:[/] the {role} topic {topic} does not exist; this service creates none "
+                "(on Kubernetes the operator does): /v1/" + role + " answers 503 until it exists"
+            )
+    err.print(
+        f"[green]fraudpipe ingest[/] for {settings.pipeline} on http://{settings.host}:{settings.port} "
+        f"-> Kafka {settings.bootstrap_servers}: /v1/transactions -> {settings.topics['transactions']}, "
+        f"/v1/labels -> {settings.topics['labels']}, /topics/{{topic}} (Strimzi Kafka Bridge API). "
+        "Ctrl-C stops.",
+        highlight=False,
+    )
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level=log_level,
+        timeout_graceful_shutdown=max(5, settings.delivery_timeout_ms // 1000 + 2),
+    )
     uvicorn.Server(config).run()

@@ -45,8 +45,7 @@ class RecordsRefused(KafkaBridgeError):
         self.errors = errors
         self.offsets = offsets
         first = errors[0]
-        super().__init__(f"{len(errors)} record(s) refused by {topic}; record {first[0]}: "
-                         f"{first[1]} {first[2]}")
+        super().__init__(f"{len(errors)} record(s) refused by {topic}; record {first[0]}: {first[1]} {first[2]}")
 
 
 class Unavailable(KafkaBridgeResourceException):
@@ -67,8 +66,14 @@ def error_message(response: requests.Response) -> str:
 class BridgeProducer(KafkaBridgeProducer):
     """kafka-bridge-client's producer, with offsets, timestamps, retries and a kept-alive session."""
 
-    def __init__(self, url: str, timeout: float = 30.0, retries: int = 5, max_retry_wait: float = 30.0,
-                 on_retry: Callable[[str, float], None] | None = None):
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 30.0,
+        retries: int = 5,
+        max_retry_wait: float = 30.0,
+        on_retry: Callable[[str, float], None] | None = None,
+    ):
         super().__init__(url.rstrip("/"), timeout)
         self.retries = retries
         self.max_retry_wait = max_retry_wait

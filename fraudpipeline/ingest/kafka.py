@@ -30,10 +30,18 @@ from fraudpipeline.ingest.bridge import Record
 log = logging.getLogger("fraudpipeline.ingest")
 
 # Per-record outcomes that are the record's own fault (answered inside `offsets`, the request is 200).
-NOT_FOUND_CODES = frozenset({KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION, KafkaError.UNKNOWN_TOPIC_OR_PART})
-REFUSED_CODES = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.INVALID_RECORD,
-                           KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_TIMESTAMP,
-                           KafkaError._INVALID_ARG})
+NOT_FOUND_CODES = frozenset(
+    {KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION, KafkaError.UNKNOWN_TOPIC_OR_PART}
+)
+REFUSED_CODES = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_TIMESTAMP,
+        KafkaError._INVALID_ARG,
+    }
+)
 FORBIDDEN_CODES = frozenset({KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.CLUSTER_AUTHORIZATION_FAILED})
 DOWN_CODES = frozenset({KafkaError._ALL_BROKERS_DOWN})
 
@@ -92,10 +100,18 @@ class ClusterView:
 
 
 class Gateway:
-    def __init__(self, bootstrap_servers: str, *, delivery_timeout_ms: int = 10_000, linger_ms: float = 1.0,
-                 metadata_refresh_s: float = 5.0, metadata_max_wait_ms: int = 5_000,
-                 max_queued_records: int = 200_000, producer_config: dict[str, Any] | None = None,
-                 on_state: Callable[[bool], None] | None = None):
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        delivery_timeout_ms: int = 10_000,
+        linger_ms: float = 1.0,
+        metadata_refresh_s: float = 5.0,
+        metadata_max_wait_ms: int = 5_000,
+        max_queued_records: int = 200_000,
+        producer_config: dict[str, Any] | None = None,
+        on_state: Callable[[bool], None] | None = None,
+    ):
         self.bootstrap_servers = bootstrap_servers
         self.delivery_timeout_ms = delivery_timeout_ms
         self.metadata_refresh_s = metadata_refresh_s
@@ -233,8 +249,13 @@ class Gateway:
             try:
                 view = await asyncio.to_thread(self._fetch, wait)
             except KafkaException as exc:
-                view = ClusterView(up=False, topics=self.view.topics, brokers={}, checked_at=time.monotonic(),
-                                   error=exc.args[0].str() if exc.args else str(exc))
+                view = ClusterView(
+                    up=False,
+                    topics=self.view.topics,
+                    brokers={},
+                    checked_at=time.monotonic(),
+                    error=exc.args[0].str() if exc.args else str(exc),
+                )
             self.view = view
             if view.up and self.fatal is None:
                 self._set_down(None)
@@ -298,7 +319,10 @@ class Gateway:
         done = batch.done
         for i, (key, value, part, ts, headers) in enumerate(records):
             try:
-                produce(topic, value, key, part, on_delivery=partial(done, i), timestamp=ts, headers=headers)
+                if ts or headers:
+                    produce(topic, value, key, part, on_delivery=partial(done, i), timestamp=ts, headers=headers)
+                else:  # (each keyword argument costs the C call a lookup: leave out the unused ones)
+                    produce(topic, value, key, part, on_delivery=partial(done, i))
             except BufferError:
                 batch.future.cancel()
                 raise Unavailable("the producer queue is full: Kafka does not keep up") from None
@@ -316,8 +340,13 @@ class Gateway:
         if self._admin_client is None:
             from confluent_kafka.admin import AdminClient
 
-            self._admin_client = AdminClient({"bootstrap.servers": self.bootstrap_servers, "client.id": "fraudpipe-ingest",
-                                              "logger": logging.getLogger("fraudpipeline.ingest.librdkafka")})
+            self._admin_client = AdminClient(
+                {
+                    "bootstrap.servers": self.bootstrap_servers,
+                    "client.id": "fraudpipe-ingest",
+                    "logger": logging.getLogger("fraudpipeline.ingest.librdkafka"),
+                }
+            )
         return self._admin_client
 
     async def describe_configs(self, topic: str, timeout_s: float = 5.0) -> dict[str, str]:

@@ -18,8 +18,26 @@ from prometheus_client import (  # noqa: F401 - on REGISTRY
 
 NAMESPACE, SUBSYSTEM = "fraudpipe", "ingest"
 # A request takes 1..10 ms when Kafka is healthy; the tail buckets catch broker stalls and timeouts.
-LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0,
-                   2.5, 5.0, 10.0)
+LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.015,
+    0.02,
+    0.03,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10_000)
 
 # Outcomes of a record: what the caller was told about it.
@@ -37,14 +55,26 @@ class Metrics:
     def __init__(self, queued: Callable[[], int] = lambda: 0, registry: CollectorRegistry | None = None):
         self.registry = registry or CollectorRegistry()
         kw = {"namespace": NAMESPACE, "subsystem": SUBSYSTEM, "registry": self.registry}
-        self.records = Counter("records", "Records received, by topic and outcome (acked, invalid, not_found, "
-                               "refused, unavailable)", ["topic", "outcome"], **kw)
+        self.records = Counter(
+            "records",
+            "Records received, by topic and outcome (acked, invalid, not_found, refused, unavailable)",
+            ["topic", "outcome"],
+            **kw,
+        )
         self.requests = Counter("requests", "HTTP requests by endpoint and status code", ["endpoint", "code"], **kw)
-        self.request_latency = Histogram("request_duration_seconds", "Time from the request to its answer",
-                                         ["endpoint"], buckets=LATENCY_BUCKETS, **kw)
-        self.produce_latency = Histogram("produce_duration_seconds", "Per request, from handing its records to "
-                                         "the producer to the broker's last acknowledgement",
-                                         buckets=LATENCY_BUCKETS, **kw)
+        self.request_latency = Histogram(
+            "request_duration_seconds",
+            "Time from the request to its answer",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            **kw,
+        )
+        self.produce_latency = Histogram(
+            "produce_duration_seconds",
+            "Per request, from handing its records to the producer to the broker's last acknowledgement",
+            buckets=LATENCY_BUCKETS,
+            **kw,
+        )
         self.batch_records = Histogram("request_records", "Records per produce request", buckets=BATCH_BUCKETS, **kw)
         self.in_flight = Gauge("in_flight_requests", "Requests being handled", **kw)
         queued_gauge = Gauge("queued_records", "Records handed to the producer, not yet acknowledged", **kw)

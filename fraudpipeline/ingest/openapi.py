@@ -41,11 +41,13 @@ class KafkaHeader(BaseModel):
 
 
 class ProducerRecord(_Strict):
-    value: JsonValue | None = Field(description="The value: JSON (json format), base64 text (binary) or text "
-                                                "(text); null writes a tombstone.")
+    value: JsonValue | None = Field(
+        description="The value: JSON (json format), base64 text (binary) or text (text); null writes a tombstone."
+    )
     key: JsonValue | None = Field(None, description="The key, in the same format as the value. Absent: no key.")
-    partition: int | None = Field(None, ge=0, le=2**31 - 1, description="Absent: the partitioner (murmur2 of the "
-                                                                        "key, as Java's) chooses.")
+    partition: int | None = Field(
+        None, ge=0, le=2**31 - 1, description="Absent: the partitioner (murmur2 of the key, as Java's) chooses."
+    )
     timestamp: int | None = Field(None, ge=0, description="Record timestamp, ms since the epoch. Absent: now.")
     headers: list[KafkaHeader] | None = Field(None, description="Record headers, in order, repeats allowed.")
 
@@ -116,8 +118,18 @@ class TopicList(RootModel[list[str]]):
 class PartitionList(RootModel[list[PartitionMetadata]]):
     """A topic's partitions."""
 
-_MODELS: list[type[BaseModel]] = [ProducerRecordList, ProducerRecordToPartitionList, OffsetRecordSentList, Error,
-                                  TopicMetadata, OffsetsSummary, TopicList, PartitionList, PartitionMetadata]
+
+_MODELS: list[type[BaseModel]] = [
+    ProducerRecordList,
+    ProducerRecordToPartitionList,
+    OffsetRecordSentList,
+    Error,
+    TopicMetadata,
+    OffsetsSummary,
+    TopicList,
+    PartitionList,
+    PartitionMetadata,
+]
 
 
 def _ref(model: type[BaseModel] | str) -> dict[str, str]:
@@ -127,7 +139,8 @@ def _ref(model: type[BaseModel] | str) -> dict[str, str]:
 
 def ok(model: type[BaseModel], *errors: int) -> dict[int | str, dict[str, Any]]:
     out: dict[int | str, dict[str, Any]] = {
-        200: {"description": "OK", "content": {RESPONSE_CONTENT_TYPE: {"schema": _ref(model)}}}}
+        200: {"description": "OK", "content": {RESPONSE_CONTENT_TYPE: {"schema": _ref(model)}}}
+    }
     for code in errors:
         out[code] = {"description": "Not found", "content": {RESPONSE_CONTENT_TYPE: {"schema": _ref(Error)}}}
     return out
@@ -138,16 +151,27 @@ def _error(description: str, media: str = RESPONSE_CONTENT_TYPE) -> dict[str, An
 
 
 def produce_body(schema: str) -> dict[str, Any]:
-    return {"requestBody": {"required": True, "content": {ct: {"schema": _ref(schema)} for ct in FORMATS}},
-            "parameters": [{"name": "async", "in": "query", "required": False, "schema": {"type": "boolean"},
-                            "description": "true: answer 204 once the records are queued, without waiting for "
-                                           "the broker (no offsets)."}]}
+    return {
+        "requestBody": {"required": True, "content": {ct: {"schema": _ref(schema)} for ct in FORMATS}},
+        "parameters": [
+            {
+                "name": "async",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "boolean"},
+                "description": "true: answer 204 once the records are queued, without waiting for "
+                "the broker (no offsets).",
+            }
+        ],
+    }
 
 
 def produce_responses() -> dict[int | str, dict[str, Any]]:
     return {
-        200: {"description": "Offsets (or a per-record error: 404 no such topic or partition, 422 refused).",
-              "content": {RESPONSE_CONTENT_TYPE: {"schema": _ref(OffsetRecordSentList)}}},
+        200: {
+            "description": "Offsets (or a per-record error: 404 no such topic or partition, 422 refused).",
+            "content": {RESPONSE_CONTENT_TYPE: {"schema": _ref(OffsetRecordSentList)}},
+        },
         204: {"description": "async=true: queued."},
         400: _error("Unsupported content type, or a body that breaks the schema."),
         413: _error("More bytes or records than the service takes in one request."),
@@ -158,15 +182,18 @@ def produce_responses() -> dict[int | str, dict[str, Any]]:
 
 def records_body(kind: str) -> dict[str, Any]:
     item = {"type": "object", "description": f"One {kind} (docs/transactions.md)."}
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {
-        "oneOf": [item, {"type": "array", "items": item}]}}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"oneOf": [item, {"type": "array", "items": item}]}}},
+        }
+    }
 
 
 def records_responses() -> dict[int | str, dict[str, Any]]:
     media = "application/json"
     return {
-        200: {"description": "Offsets, in request order.",
-              "content": {media: {"schema": _ref(OffsetRecordSentList)}}},
+        200: {"description": "Offsets, in request order.", "content": {media: {"schema": _ref(OffsetRecordSentList)}}},
         400: _error("The body is not JSON.", media),
         413: _error("More bytes or records than the service takes in one request.", media),
         415: _error("Not application/json.", media),

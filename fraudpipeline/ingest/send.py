@@ -4,8 +4,9 @@ Records come as an argument, a file or stdin, in JSON (one object or an array) o
 are validated first (`fraudpipeline.transactions`): one bad record and nothing is sent, and each
 bad record is named with its field and the fix. Then they go out in batches through
 `kafka-bridge-client` (`BridgeProducer`, the binary embedded format), keyed by card (transactions)
-or terminal (labels), each transaction timestamped with its own time, exactly as POST
-/v1/transactions writes them. Prints the partition and offset of every record.
+or terminal (labels), exactly as POST /v1/transactions writes them: the Kafka timestamp is the
+server's time of receipt unless `--record-timestamp event` asks for each transaction's own time.
+Prints the partition and offset of every record.
 """
 
 from __future__ import annotations
@@ -64,12 +65,16 @@ def parse_records(text: str, where: str) -> list[tuple[int, Any]]:
         try:
             records.append((number, json.loads(line)))
         except ValueError as exc:
-            raise InputError(f"{where}, line {number}: not JSON ({exc}); give one JSON object per line, "
-                             "or one JSON document (an object or an array)") from None
+            raise InputError(
+                f"{where}, line {number}: not JSON ({exc}); give one JSON object per line, "
+                "or one JSON document (an object or an array)"
+            ) from None
     return records
 
 
-def build_records(items: list[tuple[int, Any]], role: str) -> tuple[list[Any], list[str], list[str]]:
+def build_records(
+    items: list[tuple[int, Any]], role: str, event_time: bool = False
+) -> tuple[list[Any], list[str], list[str]]:
     """(OutRecords, ids, errors): each record validated and keyed as POST /v1/{role} does."""
     from fraudpipeline.ingest.bridge import dumps
     from fraudpipeline.ingest.client import OutRecord
@@ -86,13 +91,17 @@ def build_records(items: list[tuple[int, Any]], role: str) -> tuple[list[Any], l
         except InvalidRecordError as exc:
             errors.append(f"{where}: {exc}")
             continue
-        if role == "transactions":
+        if role == "transactions" and event_time:
             ts = rec.event_time_us // 1000
             if ts < 0:
-                errors.append(f"{where}: invalid transaction: field 'timestamp' is before 1970, which a Kafka "
-                              "record timestamp cannot carry")
+                errors.append(
+                    f"{where}: invalid transaction: field 'timestamp' is before 1970, which a Kafka "
+                    "record timestamp cannot carry"
+                )
                 continue
             out.append(OutRecord(rec.customer_id.encode(), dumps(item), ts))
+        elif role == "transactions":
+            out.append(OutRecord(rec.customer_id.encode(), dumps(item), None))
         else:
             out.append(OutRecord(rec.terminal_id.encode(), dumps(item), None))
         ids.append(rec.transaction_id)
@@ -107,19 +116,41 @@ def summarize(offsets: list[dict[str, Any]]) -> list[str]:
 
 
 def command(
-    source: Annotated[str | None, typer.Argument(
-        help="A JSON record or array, a file of JSON or JSON lines, or '-' for stdin (the default when piped).",
-        show_default=False)] = None,
-    pipeline_file: Annotated[Path | None, typer.Option(
-        "-f", "--file", help="FraudPipeline YAML: the topic, and the port of the default URL.", exists=True,
-        dir_okay=False)] = None,
-    url: Annotated[str | None, typer.Option(
-        help=f"The ingest service or Strimzi Kafka Bridge. Default: ${ENV_URL}, else "
-             "http://127.0.0.1:<the spec's bridge port, 8080>.")] = None,
+    source: Annotated[
+        str | None,
+        typer.Argument(
+            help="A JSON record or array, a file of JSON or JSON lines, or '-' for stdin (the default when piped).",
+            show_default=False,
+        ),
+    ] = None,
+    pipeline_file: Annotated[
+        Path | None,
+        typer.Option(
+            "-f",
+            "--file",
+            help="FraudPipeline YAML: the topic, and the port of the default URL.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            help=f"The ingest service or Strimzi Kafka Bridge. Default: ${ENV_URL}, else "
+            "http://127.0.0.1:<the spec's bridge port, 8080>."
+        ),
+    ] = None,
     labels: Annotated[bool, typer.Option("--labels", help="The records are labels (keyed by terminal).")] = False,
     topic: Annotated[str | None, typer.Option(help="Topic to write to (overrides the file's).")] = None,
     batch_size: Annotated[int, typer.Option(help="Records per request.", min=1, max=10_000)] = 500,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each answer.", min=0.1)] = 30.0,
+    record_timestamp: Annotated[
+        str,
+        typer.Option(
+            help="Kafka timestamp: received (the server's time) or event (each transaction's own time; for live "
+            "traffic only: the topic's retention deletes older records at once)."
+        ),
+    ] = "received",
     as_json: Annotated[bool, typer.Option("--json", help="Print {topic, offsets} as JSON on stdout.")] = False,
 ) -> None:
     """Send transactions (or labels) and print where each landed: partition and offset."""
@@ -150,7 +181,9 @@ def command(
     except (InputError, OSError) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    records, ids, errors = build_records(items, role)
+    if record_timestamp not in ("received", "event"):
+        raise typer.BadParameter(f"{record_timestamp!r}: choose received or event", param_hint="--record-timestamp")
+    records, ids, errors = build_records(items, role, event_time=record_timestamp == "event")
     if errors:
         for line in errors[:20]:
             err.print(f"[red]invalid:[/] {line}")
@@ -169,7 +202,7 @@ def command(
         with Progress(*columns, console=err, transient=True, disable=len(records) <= batch_size) as progress:
             task = progress.add_task(f"send -> {topic}", total=len(records))
             for start in range(0, len(records), batch_size):
-                offsets += producer.send_records(topic, records[start:start + batch_size])
+                offsets += producer.send_records(topic, records[start : start + batch_size])
                 progress.update(task, completed=len(offsets))
     except KafkaBridgeError as exc:
         err.print(f"[red]error:[/] {exc}")

@@ -6,8 +6,9 @@ Two ways in, one producer:
 - the pipeline's own records (`produce_role`): POST /v1/transactions and /v1/labels take one JSON
   object or an array, validate each with `fraudpipeline.transactions` (422 naming the record, the
   field and the fix: the dead-letter message of the streaming job), and write them to the
-  pipeline's topic keyed by card (transactions) or terminal (labels). A transaction's Kafka
-  timestamp is its own time; a label's is the time it was received (when it became known).
+  pipeline's topic keyed by card (transactions) or terminal (labels). The Kafka timestamp is the
+  time the service received the record (event time travels in its `timestamp` field), or, with
+  `record_timestamp="event"`, a transaction's own time.
 
 Every produce answer comes after the broker acknowledged each record; Kafka down, overloaded or
 slow to acknowledge is 503 with Retry-After, never a 200.
@@ -75,9 +76,13 @@ class IngestService:
     def __init__(self, settings: IngestSettings, gateway: Gateway | None = None, metrics: Metrics | None = None):
         self.settings = settings
         self.gateway = gateway or Gateway(
-            settings.bootstrap_servers, delivery_timeout_ms=settings.delivery_timeout_ms,
-            linger_ms=settings.linger_ms, metadata_max_wait_ms=settings.metadata_max_wait_ms,
-            producer_config=settings.producer_config, on_state=self._on_kafka_state)
+            settings.bootstrap_servers,
+            delivery_timeout_ms=settings.delivery_timeout_ms,
+            linger_ms=settings.linger_ms,
+            metadata_max_wait_ms=settings.metadata_max_wait_ms,
+            producer_config=settings.producer_config,
+            on_state=self._on_kafka_state,
+        )
         self.metrics = metrics or Metrics(lambda: self.gateway.queued)
 
     def _on_kafka_state(self, up: bool) -> None:
@@ -94,22 +99,36 @@ class IngestService:
 
     def too_large(self, size: int) -> TooLarge:
         s = self.settings
-        return TooLarge(f"The request body is larger than the limit of {s.max_body_bytes} bytes ({size} bytes or "
-                        f"more): split it into several requests (at most {s.max_records} records each)")
+        return TooLarge(
+            f"The request body is larger than the limit of {s.max_body_bytes} bytes ({size} bytes or "
+            f"more): split it into several requests (at most {s.max_records} records each)"
+        )
 
     def check_count(self, n: int) -> None:
         s = self.settings
         if n > s.max_records:
-            raise TooLarge(f"The request carries {n} records, more than the limit of {s.max_records} per request: "
-                           f"split it into several requests")
+            raise TooLarge(
+                f"The request carries {n} records, more than the limit of {s.max_records} per request: "
+                f"split it into several requests"
+            )
 
     def unavailable(self, reason: str) -> BridgeError:
-        return BridgeError(503, f"Service Unavailable: {reason}. The request was not acknowledged (some of its "
-                                f"records may have been written): send it again after the Retry-After delay",
-                           retry_after=self.settings.retry_after_s)
+        return BridgeError(
+            503,
+            f"Service Unavailable: {reason}. The request was not acknowledged (some of its "
+            f"records may have been written): send it again after the Retry-After delay",
+            retry_after=self.settings.retry_after_s,
+        )
 
-    async def dispatch(self, endpoint: str, name: str, partition: str | None, content_type: bytes | str | None,
-                       query_string: bytes | str, body: bytes) -> Reply:
+    async def dispatch(
+        self,
+        endpoint: str,
+        name: str,
+        partition: str | None,
+        content_type: bytes | str | None,
+        query_string: bytes | str,
+        body: bytes,
+    ) -> Reply:
         """Answer a produce request: `endpoint` "/v1/..." (name = role) or a /topics route (name = topic)."""
         if endpoint.startswith("/v1/"):
             return await self.produce_role(name, content_type, body)
@@ -117,15 +136,26 @@ class IngestService:
 
     # ------------------------------------------------------------------------- bridge API
 
-    async def produce_bridge(self, topic: str, partition_param: str | None, content_type: bytes | str | None,
-                             query_string: bytes | str, body: bytes) -> Reply:
+    async def produce_bridge(
+        self,
+        topic: str,
+        partition_param: str | None,
+        content_type: bytes | str | None,
+        query_string: bytes | str,
+        body: bytes,
+    ) -> Reply:
         """POST /topics/{topic}[/partitions/{partition}] as the Strimzi Kafka Bridge answers it."""
         label = topic
         n = 1
         try:
             partition = bridge.parse_partition_param(partition_param) if partition_param is not None else None
-            is_async = bridge.parse_async_param(parse_qs(query_string.decode() if isinstance(query_string, bytes)
-                                                         else query_string)) if query_string else False
+            is_async = (
+                bridge.parse_async_param(
+                    parse_qs(query_string.decode() if isinstance(query_string, bytes) else query_string)
+                )
+                if query_string
+                else False
+            )
             try:
                 records = bridge.decode(body, content_type, partition)
             except BridgeError:
@@ -145,8 +175,9 @@ class IngestService:
             return await self._produce(topic, records, count, is_async)
         except Unavailable as exc:
             if not isinstance(exc, _Counted):
-                self.metrics.count_records(label if label in self.gateway.view.topics else UNKNOWN_TOPIC,
-                                           UNAVAILABLE, n)
+                self.metrics.count_records(
+                    label if label in self.gateway.view.topics else UNKNOWN_TOPIC, UNAVAILABLE, n
+                )
             return error_reply(self.unavailable(str(exc)))
         except BridgeError as exc:
             return error_reply(exc)
@@ -216,15 +247,17 @@ class IngestService:
         topic = self.settings.topics[role]
         try:
             if bridge.media_type(content_type) != "application/json":
-                raise BridgeError(415, f"Unsupported Media Type: send the {role} as JSON with "
-                                       f"'Content-Type: application/json'")
+                raise BridgeError(
+                    415, f"Unsupported Media Type: send the {role} as JSON with 'Content-Type: application/json'"
+                )
             if not body:
                 raise BridgeError(400, f"The request has no body: send one {role[:-1]} object or an array of them")
             try:
                 doc = bridge.loads(body)
             except (ValueError, RecursionError) as exc:
-                raise BridgeError(400, f"The request body is not valid JSON ({exc}): send one {role[:-1]} object "
-                                       f"or an array of them") from None
+                raise BridgeError(
+                    400, f"The request body is not valid JSON ({exc}): send one {role[:-1]} object or an array of them"
+                ) from None
             items = doc if isinstance(doc, list) else [doc]
             self.check_count(len(items))
             records = self._validated(role, items, single=not isinstance(doc, list))
@@ -237,8 +270,10 @@ class IngestService:
                 raise _Counted(str(exc)) from None
             if await self.gateway.partition_count(topic) is None:
                 self.metrics.count_records(topic, UNAVAILABLE, len(records))
-                raise _Counted(f"the {role} topic {topic} does not exist: create it (on Kubernetes the operator "
-                               f"does, as a Strimzi KafkaTopic)")
+                raise _Counted(
+                    f"the {role} topic {topic} does not exist: create it (on Kubernetes the operator "
+                    f"does, as a Strimzi KafkaTopic)"
+                )
             reply = await self._produce(topic, records, 1 << 31, is_async=False)
             return Reply(reply.status, reply.body, JSON)
         except Unavailable as exc:
@@ -248,6 +283,7 @@ class IngestService:
 
     def _validated(self, role: str, items: list[Any], single: bool) -> list[Record]:
         parse = parse_transaction if role == "transactions" else parse_label
+        event_time = self.settings.record_timestamp == "event"
         records: list[Record] = []
         errors: list[str] = []
         for i, item in enumerate(items):
@@ -259,18 +295,23 @@ class IngestService:
                 errors.append(str(exc) if single else f"record {i}: {exc}")
                 continue
             if role == "transactions":
-                ts = rec.event_time_us // 1000
+                ts = rec.event_time_us // 1000 if event_time else 0
                 if ts < 0:
-                    errors.append(("" if single else f"record {i}: ") + "invalid transaction: field 'timestamp' is "
-                                  "before 1970-01-01T00:00:00Z, which a Kafka record timestamp cannot carry")
+                    errors.append(
+                        ("" if single else f"record {i}: ") + "invalid transaction: field 'timestamp' is "
+                        "before 1970-01-01T00:00:00Z, which a Kafka record timestamp cannot carry"
+                    )
                     continue
                 records.append((rec.customer_id.encode(), bridge.dumps(item), -1, ts, None))
             else:
                 records.append((rec.terminal_id.encode(), bridge.dumps(item), -1, 0, None))
         if errors:
             self.metrics.count_records(self.settings.topics[role], INVALID, len(errors))
-            first = errors[0] if len(errors) == 1 else f"{len(errors)} of {len(items)} records are invalid, " \
-                                                      f"nothing was sent; {errors[0]}"
+            first = (
+                errors[0]
+                if len(errors) == 1
+                else f"{len(errors)} of {len(items)} records are invalid, nothing was sent; {errors[0]}"
+            )
             raise BridgeError(422, first, errors)
         return records
 
@@ -285,8 +326,14 @@ class IngestService:
         for role, t in topics.items():
             if not t["exists"]:
                 reasons.append(f"the {role} topic {t['topic']} does not exist")
-        return {"ready": not reasons, "pipeline": self.settings.pipeline, "kafka": self.settings.bootstrap_servers,
-                "kafka_up": self.gateway.up, "topics": topics, "reasons": reasons}
+        return {
+            "ready": not reasons,
+            "pipeline": self.settings.pipeline,
+            "kafka": self.settings.bootstrap_servers,
+            "kafka_up": self.gateway.up,
+            "topics": topics,
+            "reasons": reasons,
+        }
 
 
 def json_reply(status: int, payload: Any, content_type: bytes = KAFKA_JSON) -> Reply:

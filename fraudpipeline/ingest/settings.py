@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fraudpipeline.spec import FraudPipeline, load_pipeline
 
@@ -28,11 +28,18 @@ class IngestSettings:
     # How long to wait for metadata before calling a topic missing (the bridge's max.block.ms role).
     metadata_max_wait_ms: int = 5_000
     retry_after_s: int = 2
+    # The Kafka timestamp of /v1 records: "received" (when the service took it; event time stays in
+    # the record's own `timestamp` field) or "event" (the transaction's own time). Event time suits
+    # live traffic only: the topic's time-based retention deletes older records as soon as they are
+    # written (a replay of 2018 data), and the broker refuses times beyond
+    # message.timestamp.after.max.ms (1 hour) in the future.
+    record_timestamp: Literal["received", "event"] = "received"
     producer_config: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_pipeline(cls, pipeline: FraudPipeline, bootstrap_servers: str | None = None, port: int | None = None,
-                      **overrides: Any) -> IngestSettings:
+    def from_pipeline(
+        cls, pipeline: FraudPipeline, bootstrap_servers: str | None = None, port: int | None = None, **overrides: Any
+    ) -> IngestSettings:
         """Topic names from the spec; the default port is the spec's bridge port (8080 unless set)."""
         return cls(
             pipeline=f"{pipeline.namespace}/{pipeline.name}",

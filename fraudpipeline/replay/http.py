@@ -3,8 +3,9 @@
 `fraudpipe replay --via http URL` uses this instead of `KafkaSink`. Events are batched per topic
 (in order: one request in flight at a time per topic, so a card's transactions keep their order)
 and posted with `kafka-bridge-client` in the binary embedded format, which carries the exact key
-and value bytes: the records land as `KafkaSink` writes them. A batch goes out when full, or when its first event has waited `linger_s` (a paced replay
-stays near real time). A 503 is retried after its Retry-After; anything else stops the replay.
+and value bytes: the records land as `KafkaSink` writes them. A batch goes out when full, or when
+its first event has waited `linger_s` (a paced replay stays near real time). A 503 is retried
+after its Retry-After; anything else stops the replay.
 """
 
 from __future__ import annotations
@@ -17,8 +18,15 @@ from fraudpipeline.replay.kafka import DeliveryFailed
 
 
 class HttpSink:
-    def __init__(self, url: str, topics: dict[str, str], batch_size: int = 500, linger_s: float = 0.2,
-                 timeout: float = 30.0, on_retry: Callable[[str, float], None] | None = None):
+    def __init__(
+        self,
+        url: str,
+        topics: dict[str, str],
+        batch_size: int = 500,
+        linger_s: float = 0.2,
+        timeout: float = 30.0,
+        on_retry: Callable[[str, float], None] | None = None,
+    ):
         from fraudpipeline.ingest.client import BridgeProducer
 
         self.url = url
@@ -55,8 +63,10 @@ class HttpSink:
         try:
             offsets = self._producer.send_records(self.topics[role], batch)
         except KafkaBridgeError as exc:
-            raise DeliveryFailed(f"{len(batch)} {role} record(s) not acknowledged by {self.url} "
-                                 f"({self.acked} acknowledged before): {exc}") from None
+            raise DeliveryFailed(
+                f"{len(batch)} {role} record(s) not acknowledged by {self.url} "
+                f"({self.acked} acknowledged before): {exc}"
+            ) from None
         self.acked += len(offsets)
         self.requests += 1
 

@@ -12,6 +12,7 @@ import httpx
 import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+
 from fp_devtools.process import free_port, log_tail, spawn, stop, wait_healthy
 
 JSON_FMT = "application/vnd.kafka.json.v2+json"
@@ -27,8 +28,12 @@ def create_topic(bootstrap: str, partitions: int = 1, name: str | None = None) -
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         md = admin.list_topics(name, timeout=5).topics.get(name)
-        if md is not None and md.error is None and len(md.partitions) == partitions and \
-                all(p.leader >= 0 for p in md.partitions.values()):
+        if (
+            md is not None
+            and md.error is None
+            and len(md.partitions) == partitions
+            and all(p.leader >= 0 for p in md.partitions.values())
+        ):
             return name
         time.sleep(0.1)
     raise AssertionError(f"topic {name} never became available")
@@ -51,8 +56,14 @@ class Read:
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Read]:
     """Every record the broker holds in `topic`, partition by partition in offset order."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"it-read-{uuid.uuid4().hex[:8]}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"it-read-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
     try:
         md = consumer.list_topics(topic, timeout=10).topics[topic]
         ends = {}
@@ -75,8 +86,11 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Read]:
             if msg.error():
                 raise KafkaException(msg.error())
             seen[msg.partition()] = msg.offset()
-            got.append(Read(msg.partition(), msg.offset(), msg.key(), msg.value(), msg.timestamp()[1],
-                            list(msg.headers() or [])))
+            got.append(
+                Read(
+                    msg.partition(), msg.offset(), msg.key(), msg.value(), msg.timestamp()[1], list(msg.headers() or [])
+                )
+            )
         return sorted(got, key=lambda r: (r.partition, r.offset))
     finally:
         consumer.close()
@@ -84,11 +98,14 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 30.0) -> list[Read]:
 
 def pipeline_yaml(name: str, namespace: str, partitions: int = 3, bridge_port: int | None = None) -> str:
     spec = {
-        "apiVersion": "frauddetect.dev/v1alpha1", "kind": "FraudPipeline",
+        "apiVersion": "frauddetect.dev/v1alpha1",
+        "kind": "FraudPipeline",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
-            "kafka": {"cluster": "main", "topics": {"transactions": {"partitions": partitions},
-                                                    "labels": {"partitions": partitions}}},
+            "kafka": {
+                "cluster": "main",
+                "topics": {"transactions": {"partitions": partitions}, "labels": {"partitions": partitions}},
+            },
             "model": {"image": "ghcr.io/frauddetect/fraudpipeline-serving:0.1.0", "modelTag": "fraud-xgb:it"},
             "stream": {"image": "ghcr.io/frauddetect/fraudpipeline-flink:0.1.0"},
         },
@@ -105,15 +122,34 @@ class IngestProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        self.argv = [sys.executable, "-m", "fraudpipeline.cli", "ingest", "run", "-f", str(pipeline_file),
-                     "--bootstrap-servers", bootstrap, "--port", str(self.port), "--log-level", "info", *extra]
+        self.argv = [
+            sys.executable,
+            "-m",
+            "fraudpipeline.cli",
+            "ingest",
+            "run",
+            "-f",
+            str(pipeline_file),
+            "--bootstrap-servers",
+            bootstrap,
+            "--port",
+            str(self.port),
+            "--log-level",
+            "info",
+            *extra,
+        ]
         self.proc = None
 
     def start(self, ready: bool = True) -> IngestProcess:
         self.proc = spawn(self.argv, self.log)
         path = "/readyz" if ready else "/livez"
-        wait_healthy("fraudpipe ingest", self.proc, lambda: httpx.get(self.url + path, timeout=2).status_code == 200,
-                     self.log, timeout=60)
+        wait_healthy(
+            "fraudpipe ingest",
+            self.proc,
+            lambda: httpx.get(self.url + path, timeout=2).status_code == 200,
+            self.log,
+            timeout=60,
+        )
         return self
 
     def stop(self) -> None:
@@ -131,12 +167,12 @@ def murmur2(data: bytes) -> int:
     h = (0x9747B28C ^ len(data)) & 0xFFFFFFFF
     n4 = len(data) // 4
     for i in range(n4):
-        k = int.from_bytes(data[4 * i:4 * i + 4], "little")
+        k = int.from_bytes(data[4 * i : 4 * i + 4], "little")
         k = (k * m) & 0xFFFFFFFF
         k ^= k >> r
         k = (k * m) & 0xFFFFFFFF
         h = ((h * m) & 0xFFFFFFFF) ^ k
-    tail = data[4 * n4:]
+    tail = data[4 * n4 :]
     if len(tail) >= 3:
         h ^= tail[2] << 16
     if len(tail) >= 2:
@@ -156,6 +192,11 @@ def java_partition(key: bytes, partitions: int) -> int:
 
 
 def transaction(i: int, customer: str | None = None, **extra) -> dict:
-    return {"transaction_id": f"tx-{i:06d}", "timestamp": f"2018-07-25T13:{i // 60 % 60:02d}:{i % 60:02d}Z",
-            "customer_id": customer or f"c-{i % 37}", "terminal_id": f"t-{i % 11}", "amount": round(1 + i * 0.37, 2),
-            **extra}
+    return {
+        "transaction_id": f"tx-{i:06d}",
+        "timestamp": f"2018-07-25T13:{i // 60 % 60:02d}:{i % 60:02d}Z",
+        "customer_id": customer or f"c-{i % 37}",
+        "terminal_id": f"t-{i % 11}",
+        "amount": round(1 + i * 0.37, 2),
+        **extra,
+    }

@@ -27,11 +27,22 @@ METADATA_WAIT_MS = 5000
 SCHEMA_ERROR = "Validation error on: Schema validation error"
 
 
-def post(ingest: dict, topic: str, body: dict, content_type: str = JSON_FMT, partition: int | str | None = None,
-         params: dict | None = None) -> httpx.Response:
+def post(
+    ingest: dict,
+    topic: str,
+    body: dict,
+    content_type: str = JSON_FMT,
+    partition: int | str | None = None,
+    params: dict | None = None,
+) -> httpx.Response:
     path = f"/topics/{topic}" + (f"/partitions/{partition}" if partition is not None else "")
-    return httpx.post(ingest["url"] + path, content=json.dumps(body), headers={"Content-Type": content_type},
-                      params=params, timeout=30)
+    return httpx.post(
+        ingest["url"] + path,
+        content=json.dumps(body),
+        headers={"Content-Type": content_type},
+        params=params,
+        timeout=30,
+    )
 
 
 def assert_ok_one(response: httpx.Response) -> dict:
@@ -91,8 +102,10 @@ def test_send_messages_to_multiple_partitions(ingest, topic3):
 
 def test_send_simple_message_to_partition(ingest, topic2):
     """sendSimpleMessageToPartition: `partition` in the record."""
-    assert assert_ok_one(post(ingest, topic2, {"records": [{"value": "message-value", "partition": 1}]})) == \
-        {"partition": 1, "offset": 0}
+    assert assert_ok_one(post(ingest, topic2, {"records": [{"value": "message-value", "partition": 1}]})) == {
+        "partition": 1,
+        "offset": 0,
+    }
     [rec] = read_topic(ingest["bootstrap"], topic2)
     assert (rec.partition, rec.offset, json.loads(rec.value), rec.key) == (1, 0, "message-value", None)
 
@@ -134,8 +147,11 @@ def test_send_simple_message_with_array_value(ingest, topic2):
 
 def test_send_binary_message_with_key(ingest, topic2):
     """sendBinaryMessageWithKey (disabled in the bridge's suite, served here): base64 in, exact bytes out."""
-    body = {"records": [{"value": base64.b64encode(b"message-value").decode(),
-                         "key": base64.b64encode(b"my-key-bin").decode()}]}
+    body = {
+        "records": [
+            {"value": base64.b64encode(b"message-value").decode(), "key": base64.b64encode(b"my-key-bin").decode()}
+        ]
+    }
     assert_ok_one(post(ingest, topic2, body, BINARY_FMT))
     [rec] = read_topic(ingest["bootstrap"], topic2)
     assert (rec.key, rec.value, rec.offset) == (b"my-key-bin", b"message-value", 0)
@@ -150,9 +166,11 @@ def test_send_text_message(ingest, topic1):
 
 def test_send_simple_message_with_headers(ingest, topic2):
     """sendSimpleMessageWithHeaders: three headers, a repeated name kept, order kept, values decoded."""
-    headers = [{"key": "key1", "value": base64.b64encode(b"value1").decode()},
-               {"key": "key2", "value": base64.b64encode(b"value2").decode()},
-               {"key": "key2", "value": base64.b64encode(b"value2").decode()}]
+    headers = [
+        {"key": "key1", "value": base64.b64encode(b"value1").decode()},
+        {"key": "key2", "value": base64.b64encode(b"value2").decode()},
+        {"key": "key2", "value": base64.b64encode(b"value2").decode()},
+    ]
     assert_ok_one(post(ingest, topic2, {"records": [{"value": "message-value", "headers": headers}]}))
     [rec] = read_topic(ingest["bootstrap"], topic2)
     assert rec.headers == [("key1", b"value1"), ("key2", b"value2"), ("key2", b"value2")]
@@ -196,17 +214,22 @@ def test_send_text_message_with_wrong_value(ingest, topic1):
     """sendTextMessageWithWrongValue: a JSON object as a text value is 422 with the bridge's message."""
     response = post(ingest, topic1, {"records": [{"value": {"message": "Hi, This is kafka bridge"}}]}, TEXT_FMT)
     assert response.status_code == 422
-    assert response.json() == {"error_code": 422,
-                               "message": "Because the embedded format is 'text', the value must be a string"}
+    assert response.json() == {
+        "error_code": 422,
+        "message": "Because the embedded format is 'text', the value must be a string",
+    }
 
 
 def test_send_text_message_with_wrong_key(ingest, topic1):
     """sendTextMessageWithWrongKey: a JSON object as a text key is 422 with the bridge's message."""
-    response = post(ingest, topic1, {"records": [{"key": {"my-key": "This is a json key"}, "value": "Text value"}]},
-                    TEXT_FMT)
+    response = post(
+        ingest, topic1, {"records": [{"key": {"my-key": "This is a json key"}, "value": "Text value"}]}, TEXT_FMT
+    )
     assert response.status_code == 422
-    assert response.json() == {"error_code": 422,
-                               "message": "Because the embedded format is 'text', the key must be a string"}
+    assert response.json() == {
+        "error_code": 422,
+        "message": "Because the embedded format is 'text', the key must be a string",
+    }
     assert read_topic(ingest["bootstrap"], topic1) == []
 
 
@@ -224,8 +247,10 @@ def test_send_to_non_existing_partitions(ingest, topic3):
     assert response.status_code == 200
     [error] = response.json()["offsets"]
     assert error["error_code"] == 404
-    assert error["message"] == (f"Partition 1000 of topic {topic3} with partition count 3 is not present in "
-                                f"metadata after {METADATA_WAIT_MS} ms.")
+    assert error["message"] == (
+        f"Partition 1000 of topic {topic3} with partition count 3 is not present in "
+        f"metadata after {METADATA_WAIT_MS} ms."
+    )
 
 
 def test_send_to_non_existing_topic(ingest, kafka):
@@ -234,7 +259,10 @@ def test_send_to_non_existing_topic(ingest, kafka):
     response = post(ingest, topic, {"records": [{"value": "Hi, This is kafka bridge", "partition": 1}]})
     assert response.status_code == 200
     [error] = response.json()["offsets"]
-    assert error == {"error_code": 404, "message": f"Topic {topic} not present in metadata after {METADATA_WAIT_MS} ms."}
+    assert error == {
+        "error_code": 404,
+        "message": f"Topic {topic} not present in metadata after {METADATA_WAIT_MS} ms.",
+    }
     assert not topic_exists(kafka["bootstrap"], topic)
 
 
@@ -254,33 +282,44 @@ def test_send_to_one_string_partition(ingest, topic3):
     assert error["validation_errors"]
 
 
-BOTH_PARTITIONS = ['Property "records" does not match schema', "Items did not match schema",
-                   "A subschema had errors", 'Property "partition" does not match additional properties schema',
-                   'Property "records" does not match additional properties schema']
+BOTH_PARTITIONS = [
+    'Property "records" does not match schema',
+    "Items did not match schema",
+    "A subschema had errors",
+    'Property "partition" does not match additional properties schema',
+    'Property "records" does not match additional properties schema',
+]
 
 
 def test_send_to_both_partition(ingest, topic3):
     """sendToBothPartitionTest: `partition` in the body of a to-partition request is the bridge's 400."""
-    response = post(ingest, topic3, {"records": [{"value": "Hi, This is kafka bridge", "partition": 2}]},
-                    partition=1)
+    response = post(ingest, topic3, {"records": [{"value": "Hi, This is kafka bridge", "partition": 2}]}, partition=1)
     error = assert_bad_request(response, SCHEMA_ERROR, BOTH_PARTITIONS)
     assert 'Property "partition" does not match additional properties schema' in error["validation_errors"]
 
 
 def test_send_message_lacking_required_property(ingest, topic1):
     """sendMessageLackingRequiredProperty: a record without `value` is the bridge's 400."""
-    expected = ['Property "records" does not match schema', "Items did not match schema", "A subschema had errors",
-                'Instance does not have required property "value"',
-                'Property "records" does not match additional properties schema']
+    expected = [
+        'Property "records" does not match schema',
+        "Items did not match schema",
+        "A subschema had errors",
+        'Instance does not have required property "value"',
+        'Property "records" does not match additional properties schema',
+    ]
     error = assert_bad_request(post(ingest, topic1, {"records": [{"key": "my-key"}]}), SCHEMA_ERROR, expected)
     assert 'Instance does not have required property "value"' in error["validation_errors"]
 
 
 def test_send_message_with_unknown_property(ingest, topic1):
     """sendMessageWithUnknownProperty: an unknown record property is the bridge's 400, naming it."""
-    expected = ['Property "records" does not match schema', "Items did not match schema", "A subschema had errors",
-                'Property "foo" does not match additional properties schema',
-                'Property "records" does not match additional properties schema']
+    expected = [
+        'Property "records" does not match schema',
+        "Items did not match schema",
+        "A subschema had errors",
+        'Property "foo" does not match additional properties schema',
+        'Property "records" does not match additional properties schema',
+    ]
     response = post(ingest, topic1, {"records": [{"value": "message-value", "foo": "unknown property"}]})
     error = assert_bad_request(response, SCHEMA_ERROR, expected)
     assert 'Property "foo" does not match additional properties schema' in error["validation_errors"]
@@ -289,30 +328,41 @@ def test_send_message_with_unknown_property(ingest, topic1):
 
 def test_send_multiple_records_with_one_invalid_partition(ingest, topic3):
     """sendMultipleRecordsWithOneInvalidPartitionTest: 200; the good record written, the other a 404."""
-    records = [{"value": "Hi, This is kafka bridge", "partition": 1},
-               {"value": "Hi, This is kafka bridgeinvalid", "partition": 500}]
+    records = [
+        {"value": "Hi, This is kafka bridge", "partition": 1},
+        {"value": "Hi, This is kafka bridgeinvalid", "partition": 500},
+    ]
     response = post(ingest, topic3, {"records": records})
     assert response.status_code == 200
     first, second = response.json()["offsets"]
     assert first == {"partition": 1, "offset": 0}
     assert second["error_code"] == 404
-    assert second["message"] == (f"Partition 500 of topic {topic3} with partition count 3 is not present in "
-                                 f"metadata after {METADATA_WAIT_MS} ms.")
-    assert [(r.partition, json.loads(r.value)) for r in read_topic(ingest["bootstrap"], topic3)] == \
-        [(1, "Hi, This is kafka bridge")]
+    assert second["message"] == (
+        f"Partition 500 of topic {topic3} with partition count 3 is not present in "
+        f"metadata after {METADATA_WAIT_MS} ms."
+    )
+    assert [(r.partition, json.loads(r.value)) for r in read_topic(ingest["bootstrap"], topic3)] == [
+        (1, "Hi, This is kafka bridge")
+    ]
 
 
 def test_json_payload(ingest, topic3):
     """jsonPayloadTest: to partition 0: `partition` in the body refused, then a string and an object value."""
-    bad = post(ingest, topic3, {"records": [{"value": "Hello from the other side", "key": "message-key",
-                                             "partition": 0}]}, partition=0)
+    bad = post(
+        ingest,
+        topic3,
+        {"records": [{"value": "Hello from the other side", "key": "message-key", "partition": 0}]},
+        partition=0,
+    )
     assert_bad_request(bad, SCHEMA_ERROR, BOTH_PARTITIONS)
-    second = post(ingest, topic3, {"records": [{"value": "Hello from the other side", "key": "message-key"}]},
-                  partition=0)
+    second = post(
+        ingest, topic3, {"records": [{"value": "Hello from the other side", "key": "message-key"}]}, partition=0
+    )
     assert second.status_code == 200
     assert second.json()["offsets"] == [{"partition": 0, "offset": 0}]
-    third = post(ingest, topic3, {"records": [{"key": "message-key", "value": {"first-object": "hello-there"}}]},
-                 partition=0)
+    third = post(
+        ingest, topic3, {"records": [{"key": "message-key", "value": {"first-object": "hello-there"}}]}, partition=0
+    )
     assert third.status_code == 200
     assert third.json()["offsets"] == [{"partition": 0, "offset": 1}]
     got = read_topic(ingest["bootstrap"], topic3)
@@ -321,8 +371,9 @@ def test_json_payload(ingest, topic3):
 
 def test_send_async_messages(ingest, topic1):
     """sendAsyncMessages: async=true is 204 with no body; the records land in order."""
-    response = post(ingest, topic1, {"records": [{"value": f"message-value-{i}"} for i in range(10)]},
-                    params={"async": "true"})
+    response = post(
+        ingest, topic1, {"records": [{"value": f"message-value-{i}"} for i in range(10)]}, params={"async": "true"}
+    )
     assert response.status_code == 204
     assert response.content == b""
     deadline = time.monotonic() + 20
@@ -358,8 +409,10 @@ def _dynamic_record(content_type: str) -> dict:
     return {"key": "key", "value": "value"}
 
 
-@pytest.mark.parametrize("first,second", [(a, b) for a in (JSON_FMT, BINARY_FMT, TEXT_FMT)
-                                          for b in (JSON_FMT, BINARY_FMT, TEXT_FMT) if a != b])
+@pytest.mark.parametrize(
+    "first,second",
+    [(a, b) for a in (JSON_FMT, BINARY_FMT, TEXT_FMT) for b in (JSON_FMT, BINARY_FMT, TEXT_FMT) if a != b],
+)
 def test_dynamic_content_type_handling(ingest, kafka, first, second):
     """dynamicContentTypeHandling: one topic, two requests in two different formats, both 200."""
     topic = create_topic(kafka["bootstrap"], 1)

@@ -11,9 +11,10 @@ from collections import Counter
 
 import httpx
 import pytest
+from ingest_support import IngestProcess, create_topic, pipeline_yaml, read_topic, transaction
+
 from fp_devtools import kafka as dev_kafka
 from fp_devtools.process import stop
-from ingest_support import IngestProcess, create_topic, pipeline_yaml, read_topic, transaction
 
 pytestmark = pytest.mark.integration
 
@@ -26,8 +27,12 @@ def own_broker(kafka, tmp_path):
     """
     state = tmp_path / "broker"
     env = dev_kafka.start(state)
-    broker = {"state": state, "bootstrap": env["kafka"]["bootstrap"], "pid": env["pids"]["kafka"],
-              "controller_port": env["kafka"]["controller_port"]}
+    broker = {
+        "state": state,
+        "bootstrap": env["kafka"]["bootstrap"],
+        "pid": env["pids"]["kafka"],
+        "controller_port": env["kafka"]["controller_port"],
+    }
     yield broker
     stop(broker["pid"])
 
@@ -91,12 +96,16 @@ def test_broker_stopped_mid_stream(own_broker, tmp_path):
         assert not ready.json()["kafka_up"]
         acked_while_down = len(sender.acked)
 
-        env = dev_kafka.start(own_broker["state"], port=int(bootstrap.rsplit(":", 1)[1]),
-                              controller_port=own_broker["controller_port"])
+        env = dev_kafka.start(
+            own_broker["state"], port=int(bootstrap.rsplit(":", 1)[1]), controller_port=own_broker["controller_port"]
+        )
         own_broker["pid"] = env["pids"]["kafka"]
         back_at = time.monotonic()
-        _wait(lambda: any(when > back_at and status == 200 for when, status in sender.statuses), 60,
-              "a 200 after the broker came back")
+        _wait(
+            lambda: any(when > back_at and status == 200 for when, status in sender.statuses),
+            60,
+            "a 200 after the broker came back",
+        )
         _wait(lambda: len(sender.acked) >= acked_while_down + 200, 60, "records acknowledged after the outage")
         assert httpx.get(service.url + "/readyz", timeout=10).status_code == 200
     finally:

@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
@@ -22,8 +23,14 @@ pytestmark = pytest.mark.integration
 
 
 def fraudpipe(*args: str, stdin: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fraudpipeline.cli", *args], input=stdin, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "fraudpipeline.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def test_published_kafka_bridge_client_works_unchanged(ingest, kafka):
@@ -65,8 +72,11 @@ def test_fraudpipe_send_prints_offsets_and_field_errors(ingest):
     tx_id, partition, offset = line.split("\t")
     assert tx_id == tx["transaction_id"]
     partition_no, offset_no = int(partition.split()[1]), int(offset.split()[1])
-    rec = next(r for r in read_topic(ingest["bootstrap"], ingest["topics"]["transactions"])
-               if (r.partition, r.offset) == (partition_no, offset_no))
+    rec = next(
+        r
+        for r in read_topic(ingest["bootstrap"], ingest["topics"]["transactions"])
+        if (r.partition, r.offset) == (partition_no, offset_no)
+    )
     assert rec.key == tx["customer_id"].encode() and json.loads(rec.value) == tx
 
     bad = dict(tx, amount="lots")
@@ -78,8 +88,9 @@ def test_fraudpipe_send_prints_offsets_and_field_errors(ingest):
 
 def test_fraudpipe_send_json_lines_from_stdin_in_batches(ingest):
     lines = "\n".join(json.dumps(transaction(6000 + i)) for i in range(1200))
-    done = fraudpipe("send", "-", "-f", str(ingest["file"]), "--url", ingest["url"], "--batch-size", "500", "--json",
-                     stdin=lines)
+    done = fraudpipe(
+        "send", "-", "-f", str(ingest["file"]), "--url", ingest["url"], "--batch-size", "500", "--json", stdin=lines
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["topic"] == ingest["topics"]["transactions"]
@@ -89,10 +100,14 @@ def test_fraudpipe_send_json_lines_from_stdin_in_batches(ingest):
 
 
 def test_fraudpipe_send_labels(ingest):
-    label = {"transaction_id": "tx-006001", "customer_id": "c-9", "terminal_id": "t-3",
-             "timestamp": "2018-07-25T13:00:01Z", "fraud": 1}
-    done = fraudpipe("send", "--labels", json.dumps(label), "-f", str(ingest["file"]), "--url", ingest["url"],
-                     "--json")
+    label = {
+        "transaction_id": "tx-006001",
+        "customer_id": "c-9",
+        "terminal_id": "t-3",
+        "timestamp": "2018-07-25T13:00:01Z",
+        "fraud": 1,
+    }
+    done = fraudpipe("send", "--labels", json.dumps(label), "-f", str(ingest["file"]), "--url", ingest["url"], "--json")
     assert done.returncode == 0, done.stderr
     [where] = json.loads(done.stdout)["offsets"]
     assert where["partition"] == java_partition(b"t-3", 3)
@@ -105,12 +120,28 @@ def test_the_curl_line_of_the_bridge_docs(ingest, kafka):
         pytest.skip("curl is not on PATH (the test runs the command a bridge user would type)")
     topic = create_topic(kafka["bootstrap"], 1)
     body = '{"records":[{"key":"key-1","value":"value-1"},{"key":"key-2","value":"value-2"}]}'
-    done = subprocess.run([curl, "-s", "-X", "POST", f"{ingest['url']}/topics/{topic}",
-                           "-H", "content-type: application/vnd.kafka.json.v2+json", "-d", body],
-                          capture_output=True, text=True, timeout=30, check=False)
+    done = subprocess.run(
+        [
+            curl,
+            "-s",
+            "-X",
+            "POST",
+            f"{ingest['url']}/topics/{topic}",
+            "-H",
+            "content-type: application/vnd.kafka.json.v2+json",
+            "-d",
+            body,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert json.loads(done.stdout) == {"offsets": [{"partition": 0, "offset": 0}, {"partition": 0, "offset": 1}]}
-    assert [(r.key, r.value) for r in read_topic(kafka["bootstrap"], topic)] == \
-        [(b'"key-1"', b'"value-1"'), (b'"key-2"', b'"value-2"')]
+    assert [(r.key, r.value) for r in read_topic(kafka["bootstrap"], topic)] == [
+        (b'"key-1"', b'"value-1"'),
+        (b'"key-2"', b'"value-2"'),
+    ]
 
 
 def test_concurrent_clients_lose_and_duplicate_nothing(ingest, kafka):
@@ -121,10 +152,18 @@ def test_concurrent_clients_lose_and_duplicate_nothing(ingest, kafka):
         where = []
         with httpx.Client(base_url=ingest["url"], timeout=30) as http:
             for r in range(requests_each):
-                records = [{"key": base64.b64encode(f"c{c}".encode()).decode(),
-                            "value": base64.b64encode(f"{c}-{r}-{i}".encode()).decode()} for i in range(per_request)]
-                response = http.post(f"/topics/{topic}", json={"records": records},
-                                     headers={"Content-Type": "application/vnd.kafka.binary.v2+json"})
+                records = [
+                    {
+                        "key": base64.b64encode(f"c{c}".encode()).decode(),
+                        "value": base64.b64encode(f"{c}-{r}-{i}".encode()).decode(),
+                    }
+                    for i in range(per_request)
+                ]
+                response = http.post(
+                    f"/topics/{topic}",
+                    json={"records": records},
+                    headers={"Content-Type": "application/vnd.kafka.binary.v2+json"},
+                )
                 assert response.status_code == 200, response.text
                 where += [(o["partition"], o["offset"]) for o in response.json()["offsets"]]
         return where
@@ -135,23 +174,47 @@ def test_concurrent_clients_lose_and_duplicate_nothing(ingest, kafka):
     assert len(answered) == len(set(answered)) == total
     held = read_topic(kafka["bootstrap"], topic)
     assert {(r.partition, r.offset) for r in held} == set(answered)
-    assert sorted(r.value for r in held) == sorted(f"{c}-{r}-{i}".encode() for c in range(clients)
-                                                  for r in range(requests_each) for i in range(per_request))
+    assert sorted(r.value for r in held) == sorted(
+        f"{c}-{r}-{i}".encode() for c in range(clients) for r in range(requests_each) for i in range(per_request)
+    )
     for c in range(clients):  # one client's records keep their order within its card's partition
-        mine = [int(r.value.split(b"-")[1]) * per_request + int(r.value.split(b"-")[2]) for r in held
-                if r.key == f"c{c}".encode()]
+        mine = [
+            int(r.value.split(b"-")[1]) * per_request + int(r.value.split(b"-")[2])
+            for r in held
+            if r.key == f"c{c}".encode()
+        ]
         assert mine == sorted(mine)
 
 
 def test_replay_via_http_writes_what_the_kafka_sink_writes(ingest, kafka, tmp_path):
-    """`fraudpipe replay --via http URL`: keys, values and timestamps as replay_events() makes them."""
+    """`fraudpipe replay --via http URL`: keys and values as replay_events() makes them, timestamped
+    when written (as the Kafka sink leaves them)."""
     from fraudpipeline.data import resolve_transactions
     from fraudpipeline.replay.events import replay_events
 
     tx_topic, label_topic = create_topic(kafka["bootstrap"], 3), create_topic(kafka["bootstrap"], 3)
-    args = ["replay", "--from", "2018-08-08", "--days", "2", "--limit", "1500", "--labels", "all",
-            "--label-delay-days", "0.25", "--transactions-topic", tx_topic, "--labels-topic", label_topic,
-            "--via", "http", ingest["url"], "--json"]
+    args = [
+        "replay",
+        "--from",
+        "2018-08-08",
+        "--days",
+        "2",
+        "--limit",
+        "1500",
+        "--labels",
+        "all",
+        "--label-delay-days",
+        "0.25",
+        "--transactions-topic",
+        tx_topic,
+        "--labels-topic",
+        label_topic,
+        "--via",
+        "http",
+        ingest["url"],
+        "--json",
+    ]
+    started = int(time.time() * 1000)
     done = fraudpipe(*args, timeout=300)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
@@ -160,6 +223,9 @@ def test_replay_via_http_writes_what_the_kafka_sink_writes(ingest, kafka, tmp_pa
     expected = list(replay_events(table.iloc[:1500], int(0.25 * 86_400_000_000), "all"))
     assert summary["transactions"] == sum(e.role == "transactions" for e in expected)
     for role, topic in (("transactions", tx_topic), ("labels", label_topic)):
-        want = sorted((e.key, e.value, e.timestamp_ms) for e in expected if e.role == role)
-        got = sorted((r.key, r.value, r.timestamp) for r in read_topic(kafka["bootstrap"], topic))
-        assert got == want, role
+        held = read_topic(kafka["bootstrap"], topic)
+        assert sorted((r.key, r.value) for r in held) == sorted((e.key, e.value) for e in expected if e.role == role)
+        assert all(started - 5 <= r.timestamp <= time.time() * 1000 + 5 for r in held), role
+        for partition in {r.partition for r in held}:  # each partition in send (event-time) order
+            values = [json.loads(r.value)["timestamp"] for r in held if r.partition == partition]
+            assert values == sorted(values), (role, partition)

@@ -30,16 +30,29 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_SPEC = ROOT.parent / "shared" / "specs" / "strimzi-kafka-bridge-1.1.0-openapi.json"
-SERVED = ("send", "sendToPartition", "listTopics", "getTopic", "listPartitions", "getPartition", "getOffsets",
-          "healthy", "ready", "info", "metrics")
+SERVED = (
+    "send",
+    "sendToPartition",
+    "listTopics",
+    "getTopic",
+    "listPartitions",
+    "getPartition",
+    "getOffsets",
+    "healthy",
+    "ready",
+    "info",
+    "metrics",
+)
 
 
 def bridge_openapi() -> Path:
     path = Path(os.environ.get("FRAUDPIPE_BRIDGE_OPENAPI", DEFAULT_SPEC))
     if not path.is_file():
         # Not something `make test` installs: skipped (with where to put it) even under CI.
-        pytest.skip(f"the Strimzi Kafka Bridge OpenAPI document is not at {path}: put "
-                    f"strimzi-kafka-bridge-1.1.0-openapi.json in {DEFAULT_SPEC.parent} or set FRAUDPIPE_BRIDGE_OPENAPI")
+        pytest.skip(
+            f"the Strimzi Kafka Bridge OpenAPI document is not at {path}: put "
+            f"strimzi-kafka-bridge-1.1.0-openapi.json in {DEFAULT_SPEC.parent} or set FRAUDPIPE_BRIDGE_OPENAPI"
+        )
     return path
 
 
@@ -65,15 +78,38 @@ def test_the_service_conforms_to_the_bridge_openapi_document(ingest, kafka, tmp_
     copy.write_text(json.dumps(adapted(spec, topic)))
     st = shutil.which("schemathesis", path=str(Path(sys.executable).parent)) or shutil.which("schemathesis")
     assert st, "schemathesis is a dev dependency: run `make dev`"
-    argv = [st, "run", str(copy), "--url", ingest["url"],
-            "--checks", ("not_a_server_error,response_schema_conformance,content_type_conformance,"
-                         "negative_data_rejection"),
-            "--max-examples", "30", "--seed", "15", "--workers", "1", "--request-timeout", "30",
-            "--phases", "examples,coverage,fuzzing", "--suppress-health-check", "all"]
+    argv = [
+        st,
+        "run",
+        str(copy),
+        "--url",
+        ingest["url"],
+        "--checks",
+        ("not_a_server_error,response_schema_conformance,content_type_conformance,negative_data_rejection"),
+        "--max-examples",
+        "30",
+        "--seed",
+        "15",
+        "--workers",
+        "1",
+        "--request-timeout",
+        "30",
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--suppress-health-check",
+        "all",
+    ]
     for op in SERVED:
         argv += ["--include-operation-id", op]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=tmp_path,
-                          env={**os.environ, "NO_COLOR": "1"}, check=False)
+    done = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+        env={**os.environ, "NO_COLOR": "1"},
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-8000:] + done.stderr[-2000:]
     assert "11/" in done.stdout or "Selected: 11" in done.stdout, done.stdout[-3000:]
     # The examples phase wrote real records through the bridge's own examples.

@@ -10,16 +10,25 @@ import httpx
 import pytest
 
 from fraudpipeline.ingest.app import create_app
+from fraudpipeline.ingest.bridge import BridgeError
 from fraudpipeline.ingest.settings import IngestSettings
 from fraudpipeline.spec import parse_pipeline
 
-TX = {"transaction_id": "tx-1", "timestamp": "2018-07-25T13:45:00Z", "customer_id": "c-1", "terminal_id": "t-1",
-      "amount": 5.0}
+TX = {
+    "transaction_id": "tx-1",
+    "timestamp": "2018-07-25T13:45:00Z",
+    "customer_id": "c-1",
+    "terminal_id": "t-1",
+    "amount": 5.0,
+}
 
 
 def settings(**overrides) -> IngestSettings:
-    base = {"pipeline": "fraud/payments", "bootstrap_servers": "127.0.0.1:9",
-            "topics": {"transactions": "fraud.payments.transactions", "labels": "fraud.payments.labels"}}
+    base = {
+        "pipeline": "fraud/payments",
+        "bootstrap_servers": "127.0.0.1:9",
+        "topics": {"transactions": "fraud.payments.transactions", "labels": "fraud.payments.labels"},
+    }
     return IngestSettings(**{**base, **overrides})
 
 
@@ -34,11 +43,16 @@ def call(method: str, path: str, s: IngestSettings | None = None, **kwargs) -> h
 
 
 def test_settings_come_from_the_fraudpipeline_file():
-    doc = {"apiVersion": "frauddetect.dev/v1alpha1", "kind": "FraudPipeline",
-           "metadata": {"name": "payments", "namespace": "fraud"},
-           "spec": {"kafka": {"cluster": "main", "bridge": {"port": 9090},
-                              "topics": {"labels": {"name": "custom-labels"}}},
-                    "model": {"image": "i", "modelTag": "fraud-xgb:v1"}, "stream": {"image": "s"}}}
+    doc = {
+        "apiVersion": "frauddetect.dev/v1alpha1",
+        "kind": "FraudPipeline",
+        "metadata": {"name": "payments", "namespace": "fraud"},
+        "spec": {
+            "kafka": {"cluster": "main", "bridge": {"port": 9090}, "topics": {"labels": {"name": "custom-labels"}}},
+            "model": {"image": "i", "modelTag": "fraud-xgb:v1"},
+            "stream": {"image": "s"},
+        },
+    }
     s = IngestSettings.from_pipeline(parse_pipeline(doc))
     assert s.topics == {"transactions": "fraud.payments.transactions", "labels": "custom-labels"}
     assert s.port == 9090
@@ -52,8 +66,12 @@ def test_kafka_unreachable_is_503_with_retry_after_never_200():
     assert int(response.headers["retry-after"]) >= 1
     assert response.json()["error_code"] == 503
     assert "send it again after the Retry-After delay" in response.json()["message"]
-    bridge = call("POST", "/topics/t", content=b'{"records":[{"value":"v"}]}',
-                  headers={"Content-Type": "application/vnd.kafka.json.v2+json"})
+    bridge = call(
+        "POST",
+        "/topics/t",
+        content=b'{"records":[{"value":"v"}]}',
+        headers={"Content-Type": "application/vnd.kafka.json.v2+json"},
+    )
     assert bridge.status_code == 503 and "retry-after" in bridge.headers
     assert bridge.headers["content-type"] == "application/vnd.kafka.v2+json"
 
@@ -63,14 +81,42 @@ def test_invalid_records_are_422_before_kafka_is_asked():
     assert response.status_code == 422
     [message] = response.json()["validation_errors"]
     assert message.startswith("record 1: invalid transaction: field 'customer_id' ")
-    assert message.endswith("expected the card identifier: a non-empty string or integer, e.g. \"c-1234\"")
+    assert message.endswith('expected the card identifier: a non-empty string or integer, e.g. "c-1234"')
+
+
+def test_record_timestamps_are_the_time_received_unless_event_time_is_asked_for():
+    from fraudpipeline.ingest.service import IngestService
+
+    received = IngestService(settings())._validated("transactions", [TX], single=True)
+    assert received == [(b"c-1", json.dumps(TX, separators=(",", ":")).encode(), -1, 0, None)]  # 0: the producer's now
+    [event] = IngestService(settings(record_timestamp="event"))._validated("transactions", [TX], single=True)
+    assert event[3] == 1532526300000
+    old = {**TX, "timestamp": "1969-12-31T23:59:59Z"}
+    assert IngestService(settings())._validated("transactions", [old], single=True)[0][3] == 0
+    with pytest.raises(BridgeError, match="before 1970"):
+        IngestService(settings(record_timestamp="event"))._validated("transactions", [old], single=True)
+    [label] = IngestService(settings(record_timestamp="event"))._validated(
+        "labels",
+        [
+            {
+                "transaction_id": "tx-1",
+                "customer_id": "c-1",
+                "terminal_id": "t-1",
+                "timestamp": TX["timestamp"],
+                "fraud": 1,
+            }
+        ],
+        single=True,
+    )
+    assert (label[0], label[3]) == (b"t-1", 0)  # labels: when they became known
 
 
 def test_every_record_must_be_an_object():
     response = call("POST", "/v1/transactions", json=[json.dumps(TX)])  # a string holding JSON is not a record
     assert response.status_code == 422
     assert response.json()["validation_errors"] == [
-        "record 0: invalid transaction: field '(document)' the record must be a JSON object"]
+        "record 0: invalid transaction: field '(document)' the record must be a JSON object"
+    ]
 
 
 def test_bodies_over_the_limit_are_413_by_length_or_by_count():
@@ -86,15 +132,18 @@ def test_bodies_over_the_limit_are_413_by_length_or_by_count():
         for _ in range(5):
             yield b"x" * 1000
 
-    chunked = call("POST", "/topics/t", s, content=chunks(), headers={"Content-Type": "application/vnd.kafka.json.v2+json"})
+    chunked = call(
+        "POST", "/topics/t", s, content=chunks(), headers={"Content-Type": "application/vnd.kafka.json.v2+json"}
+    )
     assert chunked.status_code == 413
 
 
 def test_v1_wants_json_and_says_how():
     response = call("POST", "/v1/labels", content=json.dumps(TX), headers={"Content-Type": "text/csv"})
     assert response.status_code == 415
-    assert response.json()["message"] == ("Unsupported Media Type: send the labels as JSON with "
-                                          "'Content-Type: application/json'")
+    assert response.json()["message"] == (
+        "Unsupported Media Type: send the labels as JSON with 'Content-Type: application/json'"
+    )
 
 
 def test_readiness_names_what_is_missing():
@@ -108,8 +157,15 @@ def test_readiness_names_what_is_missing():
     assert call("GET", "/healthy").status_code == 200
 
 
-@pytest.mark.parametrize("method,path,status", [("GET", "/nowhere", 404), ("DELETE", "/topics", 405),
-                                                 ("POST", "/consumers/g", 501), ("POST", "/admin/topics", 501)])
+@pytest.mark.parametrize(
+    "method,path,status",
+    [
+        ("GET", "/nowhere", 404),
+        ("DELETE", "/topics", 405),
+        ("POST", "/consumers/g", 501),
+        ("POST", "/admin/topics", 501),
+    ],
+)
 def test_errors_outside_the_produce_api_keep_the_bridge_shape(method, path, status):
     response = call(method, path, json={})
     assert response.status_code == status
@@ -121,6 +177,7 @@ def test_openapi_is_served_and_lists_the_produce_formats():
     doc = call("GET", "/openapi").json()
     content = doc["paths"]["/topics/{topicname}/partitions/{partitionid}"]["post"]["requestBody"]["content"]
     assert content["application/vnd.kafka.text.v2+json"]["schema"] == {
-        "$ref": "#/components/schemas/ProducerRecordToPartitionList"}
+        "$ref": "#/components/schemas/ProducerRecordToPartitionList"
+    }
     assert "ProducerRecordToPartitionList" in doc["components"]["schemas"]
     assert "partition" not in doc["components"]["schemas"]["ProducerRecordToPartition"]["properties"]

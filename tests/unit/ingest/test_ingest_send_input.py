@@ -13,8 +13,13 @@ from fraudpipeline.cli import app
 from fraudpipeline.ingest.client import BridgeProducer, OutRecord
 from fraudpipeline.ingest.send import InputError, build_records, parse_records, read_source
 
-TX = {"transaction_id": "tx-1", "timestamp": "2018-07-25T13:45:00.250Z", "customer_id": "c-1", "terminal_id": "t-9",
-      "amount": 5.0}
+TX = {
+    "transaction_id": "tx-1",
+    "timestamp": "2018-07-25T13:45:00.250Z",
+    "customer_id": "c-1",
+    "terminal_id": "t-9",
+    "amount": 5.0,
+}
 
 
 def test_inputs_json_object_array_and_lines():
@@ -52,10 +57,17 @@ def test_records_are_keyed_and_timestamped_as_v1_does():
     records, ids, errors = build_records([(0, TX), (0, {**TX, "customer_id": 42, "transaction_id": 7})], "transactions")
     assert errors == []
     assert ids == ["tx-1", "7"]
-    assert records[0] == OutRecord(b"c-1", json.dumps(TX, separators=(",", ":")).encode(), 1532526300250)
+    assert records[0] == OutRecord(b"c-1", json.dumps(TX, separators=(",", ":")).encode(), None)  # the server's now
     assert records[1].key == b"42"
-    label = {"transaction_id": "tx-1", "customer_id": "c-1", "terminal_id": "t-9", "timestamp": TX["timestamp"],
-             "fraud": 0}
+    [event], _, _ = build_records([(0, TX)], "transactions", event_time=True)
+    assert event.timestamp_ms == 1532526300250  # 2018-07-25T13:45:00.250Z
+    label = {
+        "transaction_id": "tx-1",
+        "customer_id": "c-1",
+        "terminal_id": "t-9",
+        "timestamp": TX["timestamp"],
+        "fraud": 0,
+    }
     [rec], _, _ = build_records([(0, label)], "labels")
     assert (rec.key, rec.timestamp_ms) == (b"t-9", None)
 
@@ -69,8 +81,9 @@ def test_every_invalid_record_is_named_with_line_field_and_fix():
 
 def test_bridge_producer_body_is_the_binary_format_with_timestamps():
     out = BridgeProducer._body([OutRecord(b"k", b"\x00v", 5), OutRecord(None, None)])
-    assert out == {"records": [{"value": base64.b64encode(b"\x00v").decode(), "key": "aw==", "timestamp": 5},
-                               {"value": None}]}
+    assert out == {
+        "records": [{"value": base64.b64encode(b"\x00v").decode(), "key": "aw==", "timestamp": 5}, {"value": None}]
+    }
 
 
 def test_send_cli_refuses_invalid_input_and_sends_nothing(tmp_path):
