@@ -8,8 +8,10 @@ delivers each object's changes in order, so its newest event is the truth, with 
 our own writes. The response of a write is stored at once (so the next reconcile does not write
 it again) and the object is marked as waiting for the watch to deliver that very
 resourceVersion; events before it (which our write already includes) are skipped, events from
-it on are taken. Should the stream never deliver it (a watch restarted with a fresh list after a
-gap), the mark expires after `settle_seconds` and the stream is trusted again.
+it on are taken. The stream may also have delivered it already (the watch can beat the response
+to a worker thread): the last few versions the stream delivered are remembered for that. Should
+the stream never deliver it (a watch restarted with a fresh list after a gap), the mark expires
+after `settle_seconds` and the stream is trusted again.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 
 from fp_operator.labels import FIELD_MANAGER, owner_of
@@ -48,12 +50,13 @@ def _strip(obj: dict) -> dict:
 
 
 class ObjectCache:
-    def __init__(self, settle_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, settle_seconds: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._objects: dict[Key, dict] = {}
         self._by_pipeline: dict[PipelineKey, set[Key]] = defaultdict(set)
         self._owners: dict[Key, PipelineKey] = {}  # the reverse of _by_pipeline
         self._awaiting: dict[Key, tuple[str, float]] = {}  # our write's resourceVersion, and when
+        self._delivered: dict[Key, deque[str | None]] = {}  # the stream's last few versions of each object
         self.settle_seconds, self._clock = settle_seconds, clock
 
     @staticmethod
@@ -84,6 +87,7 @@ class ObjectCache:
     def _drop(self, key: Key) -> PipelineKey | None:
         self._objects.pop(key, None)
         self._awaiting.pop(key, None)
+        self._delivered.pop(key, None)
         return self._index(key, None)
 
     def _behind_our_write(self, key: Key, obj: dict) -> bool:
@@ -103,6 +107,7 @@ class ObjectCache:
         owner = self._owner(key, obj)
         before = None
         with self._lock:
+            self._delivered.setdefault(key, deque(maxlen=8)).append(resource_version(obj))
             if self._behind_our_write(key, obj):
                 return [owner] if owner else []
             if event_type == "DELETED":
@@ -119,10 +124,11 @@ class ObjectCache:
         if not obj:
             return
         key = self.key_of(obj)
+        rv = resource_version(obj)
         with self._lock:
-            known = self._objects.get(key)
-            if resource_version(known) != resource_version(obj):
-                self._awaiting[key] = (resource_version(obj), self._clock())
+            if rv in self._delivered.get(key, ()):
+                return  # the stream delivered it already: what we hold is as new or newer
+            self._awaiting[key] = (rv, self._clock())
             self._store(key, obj, self._owner(key, obj))
 
     def forget(self, key: Key) -> None:

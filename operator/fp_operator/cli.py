@@ -15,21 +15,35 @@ app = typer.Typer(help="The FraudPipeline operator (kopf): run it, or regenerate
 
 @app.command("run")
 def run(
-    kubeconfig: Annotated[Path | None, typer.Option("--kubeconfig", help="Kubeconfig to use (default: $KUBECONFIG, "
-                                                    "~/.kube/config, else the in-cluster ServiceAccount).")] = None,
-    namespace: Annotated[list[str] | None, typer.Option("--namespace", "-n",
-                                                        help="Watch only this namespace (repeatable).")] = None,
-    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A",
-                                                 help="Watch every namespace (the default).")] = False,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(
+            "--kubeconfig",
+            help="Kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, else the in-cluster ServiceAccount).",
+        ),
+    ] = None,
+    namespace: Annotated[
+        list[str] | None, typer.Option("--namespace", "-n", help="Watch only this namespace (repeatable).")
+    ] = None,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="Watch every namespace (the default).")
+    ] = False,
     liveness_port: Annotated[int, typer.Option(help="Port of the liveness endpoint /healthz (0: none).")] = 8080,
     metrics_port: Annotated[int, typer.Option(help="Port of the Prometheus endpoint /metrics (0: none).")] = 9090,
-    workers: Annotated[int | None, typer.Option(help="Reconcile worker threads "
-                                                     "(default: $FRAUDPIPE_OPERATOR_WORKERS or 4).")] = None,
-    leader_election: Annotated[bool, typer.Option(
-        "--leader-election", help="Reconcile only while holding a coordination.k8s.io Lease, so that "
-                                  "several replicas can run (one active, the others standing by).")] = False,
-    leader_election_namespace: Annotated[str | None, typer.Option(
-        help="Namespace of the Lease (default: $POD_NAMESPACE, else the ServiceAccount's).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Reconcile worker threads (default: $FRAUDPIPE_OPERATOR_WORKERS or 4).")
+    ] = None,
+    leader_election: Annotated[
+        bool,
+        typer.Option(
+            "--leader-election",
+            help="Reconcile only while holding a coordination.k8s.io Lease, so that "
+            "several replicas can run (one active, the others standing by).",
+        ),
+    ] = False,
+    leader_election_namespace: Annotated[
+        str | None, typer.Option(help="Namespace of the Lease (default: $POD_NAMESPACE, else the ServiceAccount's).")
+    ] = None,
     leader_election_id: Annotated[str, typer.Option(help="Name of the Lease.")] = "fraudpipeline-operator",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
@@ -82,8 +96,12 @@ def run(
         start_http_server(metrics_port)
     scope = f"namespaces {', '.join(namespace)}" if namespace else "all namespaces"
     lease = f"; leader election on lease {election.namespace}/{election.name}" if election else ""
-    print(f"fraudpipeline operator: watching {scope}; liveness :{liveness_port}/healthz, "
-          f"metrics :{metrics_port}/metrics{lease}", file=sys.stderr, flush=True)
+    print(
+        f"fraudpipeline operator: watching {scope}; liveness :{liveness_port}/healthz, "
+        f"metrics :{metrics_port}/metrics{lease}",
+        file=sys.stderr,
+        flush=True,
+    )
     # kopf runs standalone on every replica: it only watches; the Lease decides who writes.
     kopf.run(
         standalone=True,

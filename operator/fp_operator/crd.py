@@ -17,8 +17,8 @@ import yaml
 from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import core_schema, to_jsonable_python
 
-from fraudpipeline import spec
 from fp_operator.status import Reason
+from fraudpipeline import spec
 
 CRD_FILE_NAME = f"{spec.PLURAL}.{spec.GROUP}.yaml"
 HEADER = (
@@ -83,10 +83,28 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return node
 
 
-_KEY_ORDER = ("type", "description", "default", "enum", "format", "minimum", "exclusiveMinimum", "maximum",
-              "minLength", "maxLength", "pattern", "anyOf", "x-kubernetes-int-or-string", "items",
-              "additionalProperties", "required", "properties", "x-kubernetes-list-type",
-              "x-kubernetes-list-map-keys", "x-kubernetes-validations")
+_KEY_ORDER = (
+    "type",
+    "description",
+    "default",
+    "enum",
+    "format",
+    "minimum",
+    "exclusiveMinimum",
+    "maximum",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "anyOf",
+    "x-kubernetes-int-or-string",
+    "items",
+    "additionalProperties",
+    "required",
+    "properties",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
+    "x-kubernetes-validations",
+)
 
 
 def _ordered(node: Any, *, drop_defaults: bool = False) -> Any:
@@ -127,15 +145,19 @@ def build_crd() -> dict[str, Any]:
     status_schema = _ordered(status_schema)
     root = {
         "type": "object",
-        "description": ("A real-time card-fraud detection pipeline: Kafka topics, a PyFlink job that computes "
-                        "features and scores every transaction, and an autoscaled model service."),
+        "description": (
+            "A real-time card-fraud detection pipeline: Kafka topics, a PyFlink job that computes "
+            "features and scores every transaction, and an autoscaled model service."
+        ),
         "required": ["spec"],
         "properties": {
             "apiVersion": {"type": "string", "description": "frauddetect.dev/v1alpha1"},
             "kind": {"type": "string", "description": "FraudPipeline"},
             # The API server allows rules on metadata.name only: children's names derive from it.
-            "metadata": {"type": "object", "properties": {"name": {
-                "type": "string", "x-kubernetes-validations": [spec.NAME_RULE.crd()]}}},
+            "metadata": {
+                "type": "object",
+                "properties": {"name": {"type": "string", "x-kubernetes-validations": [spec.NAME_RULE.crd()]}},
+            },
             "spec": spec_schema,
             "status": status_schema,
         },
@@ -150,27 +172,50 @@ def build_crd() -> dict[str, Any]:
         "spec": {
             "group": spec.GROUP,
             "scope": "Namespaced",
-            "names": {"kind": spec.KIND, "plural": spec.PLURAL, "singular": spec.SINGULAR,
-                      "listKind": f"{spec.KIND}List", "shortNames": list(spec.SHORT_NAMES),
-                      "categories": ["all", "fraudpipeline"]},
-            "versions": [{
-                "name": spec.VERSION,
-                "served": True,
-                "storage": True,
-                "subresources": {"status": {}},
-                "additionalPrinterColumns": [
-                    {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
-                     "description": "Whether every part of the pipeline is ready."},
-                    {"name": "Phase", "type": "string", "jsonPath": ".status.phase",
-                     "description": "Progressing, Ready, Suspended, Degraded or Invalid."},
-                    {"name": "Model", "type": "string", "jsonPath": ".status.model.tag",
-                     "description": "Model tag the model service runs."},
-                    {"name": "Job", "type": "string", "jsonPath": ".status.stream.jobState",
-                     "description": "State of the Flink job."},
-                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                ],
-                "schema": {"openAPIV3Schema": root},
-            }],
+            "names": {
+                "kind": spec.KIND,
+                "plural": spec.PLURAL,
+                "singular": spec.SINGULAR,
+                "listKind": f"{spec.KIND}List",
+                "shortNames": list(spec.SHORT_NAMES),
+                "categories": ["all", "fraudpipeline"],
+            },
+            "versions": [
+                {
+                    "name": spec.VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        {
+                            "name": "Ready",
+                            "type": "string",
+                            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+                            "description": "Whether every part of the pipeline is ready.",
+                        },
+                        {
+                            "name": "Phase",
+                            "type": "string",
+                            "jsonPath": ".status.phase",
+                            "description": "Progressing, Ready, Suspended, Degraded or Invalid.",
+                        },
+                        {
+                            "name": "Model",
+                            "type": "string",
+                            "jsonPath": ".status.model.tag",
+                            "description": "Model tag the model service runs.",
+                        },
+                        {
+                            "name": "Job",
+                            "type": "string",
+                            "jsonPath": ".status.stream.jobState",
+                            "description": "State of the Flink job.",
+                        },
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                    "schema": {"openAPIV3Schema": root},
+                }
+            ],
         },
     }
 
@@ -255,20 +300,34 @@ def spec_reference() -> str:
                 if sub.get("x-kubernetes-int-or-string") and sub.get("pattern"):
                     rules.append("a Kubernetes quantity")
                 rules += [r["message"] for r in sub.get("x-kubernetes-validations", [])]
-                default = (f"`{json.dumps(sub['default']).strip(chr(34))}`" if "default" in sub
-                           else ("required" if name in required else ""))
+                default = (
+                    f"`{json.dumps(sub['default']).strip(chr(34))}`"
+                    if "default" in sub
+                    else ("required" if name in required else "")
+                )
                 desc = (sub.get("description") or "").replace("|", "\\|").replace("\n", " ")
                 rules_txt = "; ".join(rules).replace("|", "\\|")
-                rows.append(f"| `{here}` | {_type_of(sub)} | {default.replace('|', '/')} | {desc}"
-                            + (f" *Rule: {rules_txt}*" if rules_txt else "") + " |")
+                rows.append(
+                    f"| `{here}` | {_type_of(sub)} | {default.replace('|', '/')} | {desc}"
+                    + (f" *Rule: {rules_txt}*" if rules_txt else "")
+                    + " |"
+                )
             else:
                 children = sub.get("properties") or {}
-                desc = sub.get("description", "") if len(same) == 1 else "; ".join(
-                    f"{m}: {props[m].get('description', '').rstrip('.')}" for m in same)
+                desc = (
+                    sub.get("description", "")
+                    if len(same) == 1
+                    else "; ".join(f"{m}: {props[m].get('description', '').rstrip('.')}" for m in same)
+                )
                 default = f"`{json.dumps(sub['default'], separators=(',', ':'))}`" if "default" in sub else ""
-                if len(same) > 1 or ("default" in sub and any("default" not in c and c.get("type") != "object"
-                                                              for c in children.values())) \
-                        or ("default" not in sub and name not in required):
+                if (
+                    len(same) > 1
+                    or (
+                        "default" in sub
+                        and any("default" not in c and c.get("type") != "object" for c in children.values())
+                    )
+                    or ("default" not in sub and name not in required)
+                ):
                     rows.append(f"| `{here}` | object | {default} | {desc} |")
                 for r in sub.get("x-kubernetes-validations", []):
                     rows.append(f"| `{here}` | object | | *Rule: {r['message']}* |")

@@ -37,8 +37,11 @@ def stamp(desired: dict) -> dict:
 
 def owned_fields(live: dict) -> dict | None:
     """The fields our last server-side apply set (fieldsV1), or None when we never applied it."""
-    entries = [f.get("fieldsV1") or {} for f in (live.get("metadata") or {}).get("managedFields") or []
-               if f.get("manager") == FIELD_MANAGER and f.get("operation") == "Apply" and not f.get("subresource")]
+    entries = [
+        f.get("fieldsV1") or {}
+        for f in (live.get("metadata") or {}).get("managedFields") or []
+        if f.get("manager") == FIELD_MANAGER and f.get("operation") == "Apply" and not f.get("subresource")
+    ]
     if not entries:
         return None
     merged: dict = {}

@@ -50,7 +50,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.
     settings.persistence.finalizer = KOPF_FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PIPELINE.group)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=PIPELINE.group, key="last-handled-configuration")
+        prefix=PIPELINE.group, key="last-handled-configuration"
+    )
     settings.posting.enabled = False
     for selector in CHILD_RESOURCES:
         settings.watching.label_selectors[selector] = MANAGED_BY_SELECTOR

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fraudpipeline import spec
 from fp_operator import readiness
+from fraudpipeline import spec
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,13 @@ class Kind:
         v = version or self.versions[0]
         return f"{self.group}/{v}" if self.group else v
 
-    def path(self, version: str | None = None, namespace: str | None = None, name: str | None = None,
-             subresource: str | None = None) -> str:
+    def path(
+        self,
+        version: str | None = None,
+        namespace: str | None = None,
+        name: str | None = None,
+        subresource: str | None = None,
+    ) -> str:
         """REST path, e.g. /apis/apps/v1/namespaces/ns/deployments/name."""
         v = version or self.versions[0]
         base = f"/apis/{self.group}/{v}" if self.group else f"/api/{v}"
@@ -51,13 +56,13 @@ MONITORING = "monitoring.coreos.com"
 
 # The children, in the order the builders emit them.
 CHILDREN: tuple[Kind, ...] = (
-    Kind("KafkaTopic", STRIMZI, ("v1", "v1beta2"), "kafkatopics", owned=False, optional=True,
-         ready=readiness.kafka_topic),
+    Kind(
+        "KafkaTopic", STRIMZI, ("v1", "v1beta2"), "kafkatopics", owned=False, optional=True, ready=readiness.kafka_topic
+    ),
     Kind("KafkaBridge", STRIMZI, ("v1", "v1beta2"), "kafkabridges", optional=True),
     Kind("ServiceAccount", "", ("v1",), "serviceaccounts"),
     Kind("RoleBinding", "rbac.authorization.k8s.io", ("v1",), "rolebindings"),
-    Kind("FlinkDeployment", FLINK, ("v1beta1",), "flinkdeployments", optional=True,
-         ready=readiness.flink_deployment),
+    Kind("FlinkDeployment", FLINK, ("v1beta1",), "flinkdeployments", optional=True, ready=readiness.flink_deployment),
     Kind("Deployment", "apps", ("v1",), "deployments", ready=readiness.deployment),
     Kind("Service", "", ("v1",), "services"),
     Kind("HorizontalPodAutoscaler", "autoscaling", ("v2",), "horizontalpodautoscalers"),

@@ -23,7 +23,7 @@ import tempfile
 import threading
 import urllib.parse
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from fp_operator import kinds
@@ -129,8 +129,11 @@ class _Https:
             held[1].close()
         with self._lock:
             generation, host, port, ctx = self._generation, self.host, self.port, self.context
-        conn = (http.client.HTTPSConnection(host, port, context=ctx, timeout=TIMEOUT_SECONDS) if ctx
-                else http.client.HTTPConnection(host, port, timeout=TIMEOUT_SECONDS))
+        conn = (
+            http.client.HTTPSConnection(host, port, context=ctx, timeout=TIMEOUT_SECONDS)
+            if ctx
+            else http.client.HTTPConnection(host, port, timeout=TIMEOUT_SECONDS)
+        )
         self._local.conn = (generation, conn)
         return conn, True
 
@@ -140,8 +143,9 @@ class _Https:
             held[1].close()
             self._local.conn = None
 
-    def call(self, method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str],
-             body: bytes | None) -> tuple[int, bytes]:
+    def call(
+        self, method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str], body: bytes | None
+    ) -> tuple[int, bytes]:
         target = self.prefix + path + (("?" + urllib.parse.urlencode(query)) if query else "")
         relogged = False
         retried = False
@@ -151,14 +155,18 @@ class _Https:
                 conn.request(method, target, body=body, headers={**self.auth, **headers})
                 resp = conn.getresponse()
                 data = resp.read()
-            except (ConnectionResetError, BrokenPipeError, http.client.BadStatusLine,
-                    http.client.CannotSendRequest) as exc:
+            except (
+                ConnectionResetError,
+                BrokenPipeError,
+                http.client.BadStatusLine,
+                http.client.CannotSendRequest,
+            ) as exc:
                 self._drop()
                 if fresh or retried:
                     raise ApiError(0, f"cannot reach the API server: {exc}") from None
                 retried = True  # a keep-alive connection the server had closed: once more, on a new one
                 continue
-            except (OSError, socket.timeout, http.client.HTTPException) as exc:
+            except (TimeoutError, OSError, http.client.HTTPException) as exc:
                 self._drop()
                 raise ApiError(0, f"cannot reach the API server: {exc}") from None
             if resp.will_close:
@@ -186,9 +194,18 @@ class Kube:
 
     # ------------------------------------------------------------------------------------ plumbing
 
-    def request(self, method: str, path: str, *, verb: str, kind: str, body: Any = None,
-                query: list[tuple[str, str]] | None = None, content_type: str | None = None,
-                accept: str = "application/json") -> dict | None:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        verb: str,
+        kind: str,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str | None = None,
+        accept: str = "application/json",
+    ) -> dict | None:
         from fp_operator import metrics
 
         metrics.API_REQUESTS.labels(verb=verb, kind=kind).inc()
@@ -214,53 +231,84 @@ class Kube:
         """Server-side apply of a whole desired object (creates it when missing)."""
         m = obj["metadata"]
         path = path_of(obj["apiVersion"], obj["kind"], m.get("namespace"), m["name"])
-        return self.request("PATCH", path, verb="apply", kind=obj["kind"], body=obj,
-                            # Strict: an unknown field is an error, not silently pruned.
-                            query=[("fieldManager", self.field_manager), ("force", "true"),
-                                   ("fieldValidation", "Strict")],
-                            content_type="application/apply-patch+yaml")
+        return self.request(
+            "PATCH",
+            path,
+            verb="apply",
+            kind=obj["kind"],
+            body=obj,
+            # Strict: an unknown field is an error, not silently pruned.
+            query=[("fieldManager", self.field_manager), ("force", "true"), ("fieldValidation", "Strict")],
+            content_type="application/apply-patch+yaml",
+        )
 
-    def merge_patch(self, api_version: str, kind: str, namespace: str, name: str, patch: dict,
-                    subresource: str | None = None) -> dict:
+    def merge_patch(
+        self, api_version: str, kind: str, namespace: str, name: str, patch: dict, subresource: str | None = None
+    ) -> dict:
         """A JSON merge patch; with metadata.resourceVersion in `patch`, refused (409) if the object
         changed meanwhile."""
         path = path_of(api_version, kind, namespace, name, subresource)
-        return self.request("PATCH", path, verb="patch", kind=kind, body=patch,
-                            query=[("fieldManager", self.field_manager)],
-                            content_type="application/merge-patch+json")
+        return self.request(
+            "PATCH",
+            path,
+            verb="patch",
+            kind=kind,
+            body=patch,
+            query=[("fieldManager", self.field_manager)],
+            content_type="application/merge-patch+json",
+        )
 
-    def patch_status(self, api_version: str, kind: str, namespace: str, name: str, status: dict,
-                     previous: dict | None) -> dict:
+    def patch_status(
+        self, api_version: str, kind: str, namespace: str, name: str, status: dict, previous: dict | None
+    ) -> dict:
         """Replace our status: keys we no longer report are removed (null in a merge patch)."""
         body = dict(status)
-        for key in (previous or {}):
+        for key in previous or {}:
             body.setdefault(key, None)
         return self.merge_patch(api_version, kind, namespace, name, {"status": body}, subresource="status")
 
     def create(self, obj: dict) -> dict:
         m = obj["metadata"]
-        return self.request("POST", path_of(obj["apiVersion"], obj["kind"], m.get("namespace")), verb="create",
-                            kind=obj["kind"], body=obj, query=[("fieldManager", self.field_manager)])
+        return self.request(
+            "POST",
+            path_of(obj["apiVersion"], obj["kind"], m.get("namespace")),
+            verb="create",
+            kind=obj["kind"],
+            body=obj,
+            query=[("fieldManager", self.field_manager)],
+        )
 
     def replace(self, obj: dict) -> dict:
         """PUT: refused (409) unless metadata.resourceVersion is still the stored one."""
         m = obj["metadata"]
-        return self.request("PUT", path_of(obj["apiVersion"], obj["kind"], m.get("namespace"), m["name"]),
-                            verb="update", kind=obj["kind"], body=obj, query=[("fieldManager", self.field_manager)])
+        return self.request(
+            "PUT",
+            path_of(obj["apiVersion"], obj["kind"], m.get("namespace"), m["name"]),
+            verb="update",
+            kind=obj["kind"],
+            body=obj,
+            query=[("fieldManager", self.field_manager)],
+        )
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         """Delete (background propagation); False when it was already gone."""
         try:
-            self.request("DELETE", path_of(api_version, kind, namespace, name), verb="delete", kind=kind,
-                         body={"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"})
+            self.request(
+                "DELETE",
+                path_of(api_version, kind, namespace, name),
+                verb="delete",
+                kind=kind,
+                body={"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"},
+            )
         except ApiError as exc:
             if exc.status == 404:
                 return False
             raise
         return True
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None,
-             label_selector: str | None = None) -> list[dict]:
+    def list(
+        self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict]:
         """Objects of a kind (apiVersion and kind filled in, as a watch would deliver them)."""
         query = [("labelSelector", label_selector)] if label_selector else []
         doc = self.request("GET", path_of(api_version, kind, namespace), verb="list", kind=kind, query=query)
@@ -281,19 +329,33 @@ class Kube:
     def post_event(self, regarding: dict, *, reason: str, note: str, action: str, warning: bool = False) -> None:
         """An events.k8s.io/v1 Event about `regarding` (a FraudPipeline): transitions and errors only."""
         meta = regarding["metadata"]
-        now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         event = {
-            "apiVersion": kinds.EVENT.api_version(), "kind": "Event",
+            "apiVersion": kinds.EVENT.api_version(),
+            "kind": "Event",
             "metadata": {"generateName": f"{meta['name']}-", "namespace": meta["namespace"]},
-            "eventTime": now, "type": "Warning" if warning else "Normal", "reason": reason, "action": action,
+            "eventTime": now,
+            "type": "Warning" if warning else "Normal",
+            "reason": reason,
+            "action": action,
             "note": note.encode()[:NOTE_LIMIT].decode(errors="ignore"),
-            "reportingController": REPORTING_CONTROLLER, "reportingInstance": self.identity[:128],
-            "regarding": {"apiVersion": regarding.get("apiVersion", kinds.PIPELINE.api_version()),
-                          "kind": regarding.get("kind", kinds.PIPELINE.kind), "name": meta["name"],
-                          "namespace": meta["namespace"], "uid": meta.get("uid")},
+            "reportingController": REPORTING_CONTROLLER,
+            "reportingInstance": self.identity[:128],
+            "regarding": {
+                "apiVersion": regarding.get("apiVersion", kinds.PIPELINE.api_version()),
+                "kind": regarding.get("kind", kinds.PIPELINE.kind),
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
         }
-        self.request("POST", path_of(kinds.EVENT.api_version(), "Event", meta["namespace"]), verb="create",
-                     kind="Event", body=event)
+        self.request(
+            "POST",
+            path_of(kinds.EVENT.api_version(), "Event", meta["namespace"]),
+            verb="create",
+            kind="Event",
+            body=event,
+        )
 
     # ----------------------------------------------------------------------------------- discovery
 
@@ -315,7 +377,8 @@ class Kube:
                 for v in group.get("versions") or []:
                     res = self.request("GET", f"/apis/{v['groupVersion']}", verb="discovery", kind="APIResourceList")
                     served.setdefault(group["name"], {})[v["version"]] = {
-                        r["name"] for r in (res or {}).get("resources") or [] if "/" not in r["name"]}
+                        r["name"] for r in (res or {}).get("resources") or [] if "/" not in r["name"]
+                    }
         found = {}
         for k in kinds.CHILDREN:
             if k.optional:
@@ -334,7 +397,8 @@ def _version() -> str:
         return "dev"
 
 
-def path_of(api_version: str, kind: str, namespace: str | None, name: str | None = None,
-            subresource: str | None = None) -> str:
+def path_of(
+    api_version: str, kind: str, namespace: str | None, name: str | None = None, subresource: str | None = None
+) -> str:
     """REST path of `kind` at `api_version` (group/version, or v1 for the core API)."""
     return kinds.KINDS[kind].path(api_version.rsplit("/", 1)[-1], namespace, name, subresource)

@@ -52,8 +52,12 @@ def labels(p: FraudPipeline, component: str) -> dict[str, str]:
 def pod_labels(p: FraudPipeline, component: str) -> dict[str, str]:
     """Labels of pod templates: no managed-by, so objects other controllers make from the template
     (ReplicaSets, the Flink operator's JobManager Deployment) never look like our children."""
-    return {**selector_labels(p, component), "app.kubernetes.io/part-of": "fraudpipeline",
-            PIPELINE: p.name, PIPELINE_NAMESPACE: p.namespace}
+    return {
+        **selector_labels(p, component),
+        "app.kubernetes.io/part-of": "fraudpipeline",
+        PIPELINE: p.name,
+        PIPELINE_NAMESPACE: p.namespace,
+    }
 
 
 def owner_of(body_labels: dict[str, str] | None) -> tuple[str, str] | None:
@@ -68,15 +72,31 @@ def owner_reference(p: FraudPipeline) -> dict:
     """Controller owner reference to the pipeline (same-namespace children only)."""
     if not p.metadata.uid:
         raise ValueError(f"FraudPipeline {p.namespace}/{p.name} has no metadata.uid: read it from the API server")
-    return {"apiVersion": API_VERSION, "kind": KIND, "name": p.name, "uid": p.metadata.uid,
-            "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": p.name,
+        "uid": p.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
-def metadata(p: FraudPipeline, name: str, component: str, *, namespace: str | None = None,
-             owned: bool = True, extra_labels: dict[str, str] | None = None,
-             annotations: dict[str, str] | None = None) -> dict:
-    meta: dict = {"name": name, "namespace": namespace or p.namespace,
-                  "labels": {**labels(p, component), **(extra_labels or {})}}
+def metadata(
+    p: FraudPipeline,
+    name: str,
+    component: str,
+    *,
+    namespace: str | None = None,
+    owned: bool = True,
+    extra_labels: dict[str, str] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> dict:
+    meta: dict = {
+        "name": name,
+        "namespace": namespace or p.namespace,
+        "labels": {**labels(p, component), **(extra_labels or {})},
+    }
     if annotations:
         meta["annotations"] = dict(annotations)
     if owned:

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fp_operator.kinds import LEASE
 from fp_operator.kube import ApiError, Kube
@@ -27,13 +27,22 @@ log = logging.getLogger("fp_operator.leader")
 
 
 def _micro_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class LeaderElector:
-    def __init__(self, kube: Kube, namespace: str, name: str, identity: str | None = None, *,
-                 lease_seconds: float = 15.0, renew_deadline_seconds: float = 10.0, retry_seconds: float = 2.0,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        kube: Kube,
+        namespace: str,
+        name: str,
+        identity: str | None = None,
+        *,
+        lease_seconds: float = 15.0,
+        renew_deadline_seconds: float = 10.0,
+        retry_seconds: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         assert renew_deadline_seconds < lease_seconds
         self.kube, self.namespace, self.name = kube, namespace, name
         self.identity = identity or f"{kube.identity}_{uuid.uuid4().hex[:8]}"
@@ -51,9 +60,18 @@ class LeaderElector:
         meta = {"name": self.name, "namespace": self.namespace}
         if previous is not None:
             meta["resourceVersion"] = previous["metadata"]["resourceVersion"]
-        return {"apiVersion": LEASE.api_version(), "kind": LEASE.kind, "metadata": meta,
-                "spec": {"holderIdentity": holder, "leaseDurationSeconds": int(self.lease_seconds),
-                         "acquireTime": acquired, "renewTime": _micro_now(), "leaseTransitions": transitions}}
+        return {
+            "apiVersion": LEASE.api_version(),
+            "kind": LEASE.kind,
+            "metadata": meta,
+            "spec": {
+                "holderIdentity": holder,
+                "leaseDurationSeconds": int(self.lease_seconds),
+                "acquireTime": acquired,
+                "renewTime": _micro_now(),
+                "leaseTransitions": transitions,
+            },
+        }
 
     def try_acquire_or_renew(self) -> bool:
         """One round: True when we hold the Lease afterwards."""
@@ -72,9 +90,12 @@ class LeaderElector:
         if record != self._observed:
             self._observed, self._observed_at = record, self.clock()
         if holder == self.identity:
-            new = self._lease(self.identity, spec.get("leaseTransitions") or 0, spec.get("acquireTime") or _micro_now(),
-                              lease)
-        elif holder and self.clock() - self._observed_at < float(spec.get("leaseDurationSeconds") or self.lease_seconds):
+            new = self._lease(
+                self.identity, spec.get("leaseTransitions") or 0, spec.get("acquireTime") or _micro_now(), lease
+            )
+        elif holder and self.clock() - self._observed_at < float(
+            spec.get("leaseDurationSeconds") or self.lease_seconds
+        ):
             return False  # held, and renewed within the lease duration as far as we have seen
         else:
             new = self._lease(self.identity, (spec.get("leaseTransitions") or 0) + 1, _micro_now(), lease)
@@ -142,8 +163,13 @@ class LeaderElector:
             taken = bool(self._observed and self._observed[0] not in ("", self.identity))
             if taken or self.clock() - renewed >= self.renew_deadline:
                 self.leading = False
-                log.error("lost the lease %s/%s: %s", self.namespace, self.name,
-                          f"{self._observed[0]} holds it" if taken and self._observed
-                          else f"not renewed for {self.clock() - renewed:.0f} s")
+                log.error(
+                    "lost the lease %s/%s: %s",
+                    self.namespace,
+                    self.name,
+                    f"{self._observed[0]} holds it"
+                    if taken and self._observed
+                    else f"not renewed for {self.clock() - renewed:.0f} s",
+                )
                 on_stopped_leading()
                 return

@@ -60,8 +60,13 @@ def flink_deployment(obj: dict | None) -> Readiness:
     where = f"lifecycleState={lifecycle or '-'}, job={job_state or '-'}"
     if lifecycle in FLINK_FAILED_LIFECYCLE or job_state == "FAILED":
         return Readiness(False, True, f"{where}: {error or 'see the FlinkDeployment'}"[:1000])
-    if (lifecycle in FLINK_HEALTHY_LIFECYCLE and job_state == "RUNNING"
-            and st.get("jobManagerDeploymentStatus") == "READY" and not error and generation_seen(obj)):
+    if (
+        lifecycle in FLINK_HEALTHY_LIFECYCLE
+        and job_state == "RUNNING"
+        and st.get("jobManagerDeploymentStatus") == "READY"
+        and not error
+        and generation_seen(obj)
+    ):
         return Readiness(True, False, f"job running ({where})")
     return Readiness(False, False, f"waiting for the Flink Kubernetes Operator ({where})")
 
@@ -78,9 +83,13 @@ def deployment(obj: dict | None) -> Readiness:
     progressing = condition(obj, "Progressing") or {}
     if progressing.get("status") == "False" and progressing.get("reason") == "ProgressDeadlineExceeded":
         return Readiness(False, True, progressing.get("message", "rollout stuck"))
-    rolled_out = (generation_seen(obj) and (st.get("updatedReplicas", 0) or 0) >= desired
-                  and (st.get("replicas", 0) or 0) <= desired)
+    rolled_out = (
+        generation_seen(obj)
+        and (st.get("updatedReplicas", 0) or 0) >= desired
+        and (st.get("replicas", 0) or 0) <= desired
+    )
     if rolled_out and available >= 1:
         return Readiness(True, False, f"{ready}/{desired} replicas ready")
-    return Readiness(False, False, f"{available}/{desired} replicas available"
-                     + ("" if rolled_out else " (rollout in progress)"))
+    return Readiness(
+        False, False, f"{available}/{desired} replicas available" + ("" if rolled_out else " (rollout in progress)")
+    )

@@ -19,9 +19,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from fraudpipeline.spec import FraudPipeline, SpecError, parse_pipeline
 from fp_operator import labels, metrics
 from fp_operator.builders import BuildOptions, Capabilities, build_children
 from fp_operator.cache import Key, ObjectCache, PipelineKey, resource_version
@@ -29,13 +28,14 @@ from fp_operator.diff import desired_hash, needs_apply, stamp
 from fp_operator.kinds import PIPELINE
 from fp_operator.kube import ApiError, Kube
 from fp_operator.status import Observation, Reason, compute_status, same_status
+from fraudpipeline.spec import FraudPipeline, SpecError, parse_pipeline
 
 log = logging.getLogger("fp_operator.reconcile")
 WARNING_PHASES = {"Degraded", "Invalid"}
 
 
 def utcnow() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _key(obj: dict) -> Key:
@@ -43,9 +43,16 @@ def _key(obj: dict) -> Key:
 
 
 class Reconciler:
-    def __init__(self, kube: Kube, cache: ObjectCache, options: BuildOptions | None = None, *,
-                 discovery_ttl: float = 30.0, clock: Callable[[], float] = time.monotonic,
-                 now: Callable[[], str] = utcnow):
+    def __init__(
+        self,
+        kube: Kube,
+        cache: ObjectCache,
+        options: BuildOptions | None = None,
+        *,
+        discovery_ttl: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], str] = utcnow,
+    ):
         self.kube, self.cache, self.options = kube, cache, options or BuildOptions()
         self.discovery_ttl, self.clock, self.now = discovery_ttl, clock, now
         self._caps: Capabilities | None = None
@@ -91,8 +98,13 @@ class Reconciler:
         if (m.get("annotations") or {}).get(labels.STRIMZI_MANAGED) == "false":
             return
         try:
-            released = self.kube.merge_patch(topic["apiVersion"], "KafkaTopic", m["namespace"], m["name"],
-                                             {"metadata": {"annotations": {labels.STRIMZI_MANAGED: "false"}}})
+            released = self.kube.merge_patch(
+                topic["apiVersion"],
+                "KafkaTopic",
+                m["namespace"],
+                m["name"],
+                {"metadata": {"annotations": {labels.STRIMZI_MANAGED: "false"}}},
+            )
         except ApiError as exc:
             if exc.status == 404:  # already gone (e.g. its namespace was deleted): nothing to release
                 return
@@ -117,10 +129,13 @@ class Reconciler:
         """Our finalizer on or off, refused (409, retried) if the pipeline changed meanwhile: a merge
         patch replaces the whole list, so it must not race with another writer's finalizer."""
         m = body["metadata"]
-        result = self.kube.merge_patch(body.get("apiVersion", PIPELINE.api_version()), PIPELINE.kind,
-                                       m["namespace"], m["name"],
-                                       {"metadata": {"finalizers": finalizers or None,
-                                                     "resourceVersion": m["resourceVersion"]}})
+        result = self.kube.merge_patch(
+            body.get("apiVersion", PIPELINE.api_version()),
+            PIPELINE.kind,
+            m["namespace"],
+            m["name"],
+            {"metadata": {"finalizers": finalizers or None, "resourceVersion": m["resourceVersion"]}},
+        )
         self.cache.wrote(result)
         return result
 
@@ -129,8 +144,9 @@ class Reconciler:
         try:
             self.kube.post_event(body, reason=reason, note=note, action=action, warning=warning)
         except ApiError as exc:
-            log.warning("could not post event on %s/%s: %s", body["metadata"]["namespace"],
-                        body["metadata"]["name"], exc)
+            log.warning(
+                "could not post event on %s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], exc
+            )
 
     # ----------------------------------------------------------------------------------- reconcile
 
@@ -219,23 +235,27 @@ class Reconciler:
         previous = body.get("status") or {}
         status = compute_status(p, obs, previous, self.now())
         wrote = self._write_status(body, previous, status)
-        summary = (f"gen={p.metadata.generation} phase={status['phase']} applied={applied} pruned={pruned} "
-                   f"unchanged={len(desired) - applied} status={'written' if wrote else 'unchanged'}"
-                   + (f" errors={len(errors)}" if errors else ""))
+        summary = (
+            f"gen={p.metadata.generation} phase={status['phase']} applied={applied} pruned={pruned} "
+            f"unchanged={len(desired) - applied} status={'written' if wrote else 'unchanged'}"
+            + (f" errors={len(errors)}" if errors else "")
+        )
         return retry, summary
 
     def _write_status(self, body: dict, previous: dict, status: dict) -> bool:
         if same_status(previous, status):
             return False
         m = body["metadata"]
-        result = self.kube.patch_status(body.get("apiVersion", PIPELINE.api_version()), PIPELINE.kind,
-                                        m["namespace"], m["name"], status, previous)
+        result = self.kube.patch_status(
+            body.get("apiVersion", PIPELINE.api_version()), PIPELINE.kind, m["namespace"], m["name"], status, previous
+        )
         self.cache.wrote(result)
         self._post_transition(body, previous, status)
         return True
 
     def _post_transition(self, body: dict, previous: dict, status: dict) -> None:
         """Events for changes only: a new phase, or a new reason why the pipeline is not Ready."""
+
         def ready(s: dict) -> dict:
             return next((c for c in s.get("conditions") or [] if c.get("type") == "Ready"), {})
 
@@ -243,17 +263,21 @@ class Reconciler:
         if previous.get("phase") == status["phase"] and before.get("reason") == after.get("reason"):
             return
         note = f"phase {previous.get('phase') or '-'} -> {status['phase']}: {after.get('message', '')}"
-        self._event(body, after.get("reason", "Unknown"), note, "Reconcile",
-                    warning=status["phase"] in WARNING_PHASES)
+        self._event(body, after.get("reason", "Unknown"), note, "Reconcile", warning=status["phase"] in WARNING_PHASES)
 
     def _invalid(self, body: dict, message: str) -> tuple[bool, str]:
         """A spec the API server let through but we cannot use (e.g. an older CRD is installed)."""
         previous = body.get("status") or {}
         now = self.now()
         old = next((c for c in previous.get("conditions") or [] if c.get("type") == "Ready"), {})
-        cond = {"type": "Ready", "status": "False", "reason": Reason.INVALID_SPEC.value, "message": message[:2000],
-                "lastTransitionTime": old.get("lastTransitionTime") if old.get("status") == "False" else now,
-                "observedGeneration": body["metadata"].get("generation")}
+        cond = {
+            "type": "Ready",
+            "status": "False",
+            "reason": Reason.INVALID_SPEC.value,
+            "message": message[:2000],
+            "lastTransitionTime": old.get("lastTransitionTime") if old.get("status") == "False" else now,
+            "observedGeneration": body["metadata"].get("generation"),
+        }
         status = {"observedGeneration": body["metadata"].get("generation"), "phase": "Invalid", "conditions": [cond]}
         wrote = self._write_status(body, previous, status)
         return False, f"phase=Invalid status={'written' if wrote else 'unchanged'}: {message.splitlines()[0]}"
@@ -283,8 +307,11 @@ class Reconciler:
         key = (meta["namespace"], meta["name"])
         policy = self._deletion_policy(body)
         try:
-            expected = [d for d in build_children(parse_pipeline(body), self.capabilities(), self.options)
-                        if d["kind"] == "KafkaTopic"]
+            expected = [
+                d
+                for d in build_children(parse_pipeline(body), self.capabilities(), self.options)
+                if d["kind"] == "KafkaTopic"
+            ]
         except SpecError:
             expected = []
         topics = {k: v for k, v in self.cache.children(key).items() if k[0] == "KafkaTopic"}
@@ -307,4 +334,3 @@ class Reconciler:
         """Try refused children again (the periodic resync's safety net: a webhook may be fixed)."""
         with self._guard:
             self._refused.clear()
-

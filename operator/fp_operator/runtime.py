@@ -54,16 +54,21 @@ class RuntimeOptions:
             workers=int(env.get("FRAUDPIPE_OPERATOR_WORKERS", cls.workers)),
             resync_seconds=float(env.get("FRAUDPIPE_OPERATOR_RESYNC_SECONDS", cls.resync_seconds)),
             build=BuildOptions(
-                flink_job_cluster_role=env.get("FRAUDPIPE_FLINK_JOB_CLUSTER_ROLE",
-                                               BuildOptions.flink_job_cluster_role),
-                model_run_as_user=int(env.get("FRAUDPIPE_MODEL_RUN_AS_USER", BuildOptions.model_run_as_user))),
+                flink_job_cluster_role=env.get("FRAUDPIPE_FLINK_JOB_CLUSTER_ROLE", BuildOptions.flink_job_cluster_role),
+                model_run_as_user=int(env.get("FRAUDPIPE_MODEL_RUN_AS_USER", BuildOptions.model_run_as_user)),
+            ),
             leader_election=leader_election,
         )
 
 
 class Runtime:
-    def __init__(self, kube: Kube, options: RuntimeOptions | None = None, namespaces: list[str] | None = None,
-                 on_lost_leadership: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        kube: Kube,
+        options: RuntimeOptions | None = None,
+        namespaces: list[str] | None = None,
+        on_lost_leadership: Callable[[], None] | None = None,
+    ):
         self.options = options or RuntimeOptions()
         self.namespaces = list(namespaces or [])
         self.kube = kube
@@ -73,18 +78,32 @@ class Runtime:
         self.reconciler = Reconciler(kube, self.cache, self.options.build)
         self.on_lost_leadership = on_lost_leadership
         le = self.options.leader_election
-        self.elector = LeaderElector(kube, le.namespace, le.name, lease_seconds=le.lease_seconds,
-                                     renew_deadline_seconds=le.renew_deadline_seconds,
-                                     retry_seconds=le.retry_seconds) if le else None
+        self.elector = (
+            LeaderElector(
+                kube,
+                le.namespace,
+                le.name,
+                lease_seconds=le.lease_seconds,
+                renew_deadline_seconds=le.renew_deadline_seconds,
+                retry_seconds=le.retry_seconds,
+            )
+            if le
+            else None
+        )
         self._threads: list[threading.Thread] = []
         self._stop = threading.Event()
 
     @classmethod
-    def from_environment(cls, kubeconfig: str | None = None, namespaces: list[str] | None = None,
-                         leader_election: LeaderElection | None = None,
-                         on_lost_leadership: Callable[[], None] | None = None) -> Runtime:
-        return cls(Kube.from_config(kubeconfig), RuntimeOptions.from_env(leader_election), namespaces,
-                   on_lost_leadership)
+    def from_environment(
+        cls,
+        kubeconfig: str | None = None,
+        namespaces: list[str] | None = None,
+        leader_election: LeaderElection | None = None,
+        on_lost_leadership: Callable[[], None] | None = None,
+    ) -> Runtime:
+        return cls(
+            Kube.from_config(kubeconfig), RuntimeOptions.from_env(leader_election), namespaces, on_lost_leadership
+        )
 
     @property
     def leading(self) -> bool:
@@ -173,8 +192,13 @@ class Runtime:
                 retry = self.reconciler.reconcile(key)
             except ApiError as exc:
                 retry = exc.retryable
-                log.warning("reconcile %s/%s failed: %s%s", key[0], key[1], exc,
-                            "" if retry else " (not retried until the pipeline or a child changes)")
+                log.warning(
+                    "reconcile %s/%s failed: %s%s",
+                    key[0],
+                    key[1],
+                    exc,
+                    "" if retry else " (not retried until the pipeline or a child changes)",
+                )
             except Exception:  # a bug must not kill the worker; the traceback is in the log
                 retry = True
                 log.exception("reconcile %s/%s crashed", key[0], key[1])

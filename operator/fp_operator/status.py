@@ -8,17 +8,17 @@ for people. What each child's own status means is read by the registry's readers
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
-from fraudpipeline.spec import FraudPipeline, FraudPipelineStatus
 from fp_operator import labels, names
 from fp_operator.builders import Capabilities
 from fp_operator.kinds import CHILD_KINDS, MONITORING_KINDS
 from fp_operator.readiness import Readiness
+from fraudpipeline.spec import FraudPipeline, FraudPipelineStatus
 
 
-class Reason(str, Enum):
+class Reason(StrEnum):
     # TopicsReady
     ALL_TOPICS_READY = "AllTopicsReady"
     TOPICS_NOT_READY = "TopicsNotReady"
@@ -50,8 +50,13 @@ class Reason(str, Enum):
     INVALID_SPEC = "InvalidSpec"
 
 
-FAILING = {Reason.TOPIC_ERROR, Reason.JOB_FAILED, Reason.ROLLOUT_FAILED, Reason.KAFKA_TOPIC_CRD_MISSING,
-           Reason.FLINK_CRD_MISSING}
+FAILING = {
+    Reason.TOPIC_ERROR,
+    Reason.JOB_FAILED,
+    Reason.ROLLOUT_FAILED,
+    Reason.KAFKA_TOPIC_CRD_MISSING,
+    Reason.FLINK_CRD_MISSING,
+}
 INVALID = {Reason.PARTITION_DECREASE_REFUSED, Reason.INVALID_SPEC}
 
 
@@ -84,10 +89,14 @@ def _read(kind: str, obj: dict | None) -> Readiness:
 
 # ------------------------------------------------------------------------------------------ topics
 
+
 def topics_verdict(p: FraudPipeline, obs: Observation) -> tuple[Verdict, list[dict]]:
     if not obs.caps.serves("KafkaTopic"):
-        return Verdict("False", Reason.KAFKA_TOPIC_CRD_MISSING,
-                       "kafka.strimzi.io KafkaTopic is not served by this cluster: install the Strimzi CRDs"), []
+        return Verdict(
+            "False",
+            Reason.KAFKA_TOPIC_CRD_MISSING,
+            "kafka.strimzi.io KafkaTopic is not served by this cluster: install the Strimzi CRDs",
+        ), []
     topics = [d for d in obs.desired if d["kind"] == "KafkaTopic"]
     summary, errors, ready_count = [], [], 0
     for d in topics:
@@ -98,33 +107,47 @@ def topics_verdict(p: FraudPipeline, obs: Observation) -> tuple[Verdict, list[di
         if r.failed:
             errors.append(f"{d['spec']['topicName']}: {r.message}")
         partitions = ((live or {}).get("spec") or {}).get("partitions", d["spec"].get("partitions"))
-        entry = {"role": meta["labels"].get(labels.TOPIC_ROLE, ""), "name": meta["name"],
-                 "topicName": d["spec"]["topicName"], "ready": r.ready, "partitions": partitions}
+        entry = {
+            "role": meta["labels"].get(labels.TOPIC_ROLE, ""),
+            "name": meta["name"],
+            "topicName": d["spec"]["topicName"],
+            "ready": r.ready,
+            "partitions": partitions,
+        }
         if r.message:
             entry["message"] = r.message
         summary.append(entry)
     if obs.refused_partitions:
-        msgs = [f"spec.kafka.topics.{role}.partitions is {want} but the topic already has {have} partitions; "
-                f"Kafka cannot remove partitions: set it to {have} or more"
-                for role, have, want in obs.refused_partitions]
+        msgs = [
+            f"spec.kafka.topics.{role}.partitions is {want} but the topic already has {have} partitions; "
+            f"Kafka cannot remove partitions: set it to {have} or more"
+            for role, have, want in obs.refused_partitions
+        ]
         return Verdict("False", Reason.PARTITION_DECREASE_REFUSED, "; ".join(msgs)), summary
     if errors:
         return Verdict("False", Reason.TOPIC_ERROR, "; ".join(errors)), summary
     if ready_count == len(topics):
         return Verdict("True", Reason.ALL_TOPICS_READY, f"{ready_count} of {len(topics)} topics ready"), summary
-    return Verdict("False", Reason.TOPICS_NOT_READY,
-                   f"{ready_count} of {len(topics)} topics ready; Strimzi's Topic Operator for cluster "
-                   f"'{p.spec.kafka.cluster}' in namespace '{p.kafka_namespace}' creates them"), summary
+    return Verdict(
+        "False",
+        Reason.TOPICS_NOT_READY,
+        f"{ready_count} of {len(topics)} topics ready; Strimzi's Topic Operator for cluster "
+        f"'{p.spec.kafka.cluster}' in namespace '{p.kafka_namespace}' creates them",
+    ), summary
 
 
 # ------------------------------------------------------------------------------------------ stream
 
+
 def stream_verdict(p: FraudPipeline, obs: Observation) -> tuple[Verdict, dict | None]:
     name = names.stream(p)
     if not obs.caps.serves("FlinkDeployment"):
-        return Verdict("False", Reason.FLINK_CRD_MISSING,
-                       f"{CHILD_KINDS['FlinkDeployment'].api_version()} FlinkDeployment is not served: "
-                       "install the Flink Kubernetes Operator"), None
+        return Verdict(
+            "False",
+            Reason.FLINK_CRD_MISSING,
+            f"{CHILD_KINDS['FlinkDeployment'].api_version()} FlinkDeployment is not served: "
+            "install the Flink Kubernetes Operator",
+        ), None
     live = obs.get("FlinkDeployment", p.namespace, name)
     st = (live or {}).get("status") or {}
     lifecycle = st.get("lifecycleState")
@@ -141,8 +164,9 @@ def stream_verdict(p: FraudPipeline, obs: Observation) -> tuple[Verdict, dict | 
     if p.spec.suspend:
         done = lifecycle == "SUSPENDED" or job_state in ("SUSPENDED", "CANCELED", "FINISHED")
         where = f"lifecycleState={lifecycle or '-'}, job={job_state or '-'}"
-        return Verdict("False", Reason.JOB_SUSPENDED,
-                       "job suspended" if done else f"suspending the job ({where})"), summary
+        return Verdict(
+            "False", Reason.JOB_SUSPENDED, "job suspended" if done else f"suspending the job ({where})"
+        ), summary
     if r.failed:
         return Verdict("False", Reason.JOB_FAILED, r.message), summary
     if r.ready:
@@ -152,6 +176,7 @@ def stream_verdict(p: FraudPipeline, obs: Observation) -> tuple[Verdict, dict | 
 
 # ------------------------------------------------------------------------------------------- model
 
+
 def model_verdict(p: FraudPipeline, obs: Observation) -> tuple[Verdict, dict]:
     name = names.model(p)
     live = obs.get("Deployment", p.namespace, name)
@@ -159,21 +184,32 @@ def model_verdict(p: FraudPipeline, obs: Observation) -> tuple[Verdict, dict]:
     st = (live or {}).get("status") or {}
     desired = spec.get("replicas", 1) if live is not None else 0
     applied_tag = (((spec.get("template") or {}).get("metadata") or {}).get("annotations") or {}).get(
-        labels.MODEL_TAG_ANNOTATION, p.spec.model.model_tag)
-    summary = {"name": name, "tag": applied_tag, "readyReplicas": st.get("readyReplicas", 0) or 0,
-               "desiredReplicas": desired}
+        labels.MODEL_TAG_ANNOTATION, p.spec.model.model_tag
+    )
+    summary = {
+        "name": name,
+        "tag": applied_tag,
+        "readyReplicas": st.get("readyReplicas", 0) or 0,
+        "desiredReplicas": desired,
+    }
     r = _read("Deployment", live)
     if live is None:
         return Verdict("False", Reason.REPLICAS_UNAVAILABLE, r.message), summary
     if p.spec.suspend:
-        return Verdict("False", Reason.SCALED_TO_ZERO, f"suspended: {st.get('replicas', 0) or 0} replicas left"), summary
+        return Verdict(
+            "False", Reason.SCALED_TO_ZERO, f"suspended: {st.get('replicas', 0) or 0} replicas left"
+        ), summary
     if r.failed:
         return Verdict("False", Reason.ROLLOUT_FAILED, r.message), summary
-    return Verdict("True" if r.ready else "False", Reason.REPLICAS_AVAILABLE if r.ready else Reason.REPLICAS_UNAVAILABLE,
-                   f"{r.message}, model {applied_tag}"), summary
+    return Verdict(
+        "True" if r.ready else "False",
+        Reason.REPLICAS_AVAILABLE if r.ready else Reason.REPLICAS_UNAVAILABLE,
+        f"{r.message}, model {applied_tag}",
+    ), summary
 
 
 # -------------------------------------------------------------------------------------- monitoring
+
 
 def monitoring_verdict(p: FraudPipeline, obs: Observation) -> Verdict:
     mon = p.spec.monitoring
@@ -182,20 +218,31 @@ def monitoring_verdict(p: FraudPipeline, obs: Observation) -> Verdict:
     wanted = {"ServiceMonitor", "PodMonitor"} | ({"PrometheusRule"} if mon.alerts else set())
     missing = sorted(k for k in wanted if not obs.caps.serves(k))
     if missing:
-        return Verdict("False", Reason.MONITORING_CRD_MISSING,
-                       f"{', '.join(missing)} not served by this cluster: install the Prometheus Operator CRDs")
-    absent = [f"{d['kind']}/{d['metadata']['name']}" for d in obs.desired
-              if d["kind"] in MONITORING_KINDS | {"ConfigMap"}
-              and obs.get(d["kind"], d["metadata"]["namespace"], d["metadata"]["name"]) is None]
+        return Verdict(
+            "False",
+            Reason.MONITORING_CRD_MISSING,
+            f"{', '.join(missing)} not served by this cluster: install the Prometheus Operator CRDs",
+        )
+    absent = [
+        f"{d['kind']}/{d['metadata']['name']}"
+        for d in obs.desired
+        if d["kind"] in MONITORING_KINDS | {"ConfigMap"}
+        and obs.get(d["kind"], d["metadata"]["namespace"], d["metadata"]["name"]) is None
+    ]
     if absent:
-        return Verdict("False", Reason.MONITORING_PENDING,
-                       f"not created yet: {', '.join(absent)}")
-    return Verdict("True", Reason.MONITORING_APPLIED, "ServiceMonitor, PodMonitor"
-                   + (", PrometheusRule" if mon.alerts else "") + (", dashboard" if mon.dashboards else "")
-                   + f" applied with release={mon.release}")
+        return Verdict("False", Reason.MONITORING_PENDING, f"not created yet: {', '.join(absent)}")
+    return Verdict(
+        "True",
+        Reason.MONITORING_APPLIED,
+        "ServiceMonitor, PodMonitor"
+        + (", PrometheusRule" if mon.alerts else "")
+        + (", dashboard" if mon.dashboards else "")
+        + f" applied with release={mon.release}",
+    )
 
 
 # ------------------------------------------------------------------------------------------ status
+
 
 def compute_status(p: FraudPipeline, obs: Observation, previous: dict | None, now: str) -> dict:
     """The whole status object, in the API's camelCase, ready for the status subresource."""
@@ -214,8 +261,10 @@ def compute_status(p: FraudPipeline, obs: Observation, previous: dict | None, no
     elif obs.apply_errors:
         phase, ready = "Degraded", Verdict("False", Reason.APPLY_FAILED, "; ".join(obs.apply_errors)[:2000])
     elif p.spec.suspend:
-        phase, ready = "Suspended", Verdict("False", Reason.SUSPENDED,
-                                            "spec.suspend is true: job suspended, model scaled to zero")
+        phase, ready = (
+            "Suspended",
+            Verdict("False", Reason.SUSPENDED, "spec.suspend is true: job suspended, model scaled to zero"),
+        )
     elif failing:
         phase, ready = "Degraded", Verdict("False", Reason.COMPONENT_FAILED, "; ".join(failing)[:2000])
     elif waiting:
@@ -228,10 +277,18 @@ def compute_status(p: FraudPipeline, obs: Observation, previous: dict | None, no
     for ctype, v in (*parts.items(), ("MonitoringReady", monitoring_v), ("Ready", ready)):
         before = old.get(ctype) or {}
         changed = before.get("status") != v.status
-        conditions.append({"type": ctype, "status": v.status, "reason": v.reason.value, "message": v.message,
-                           "lastTransitionTime": now if changed or not before.get("lastTransitionTime")
-                           else before["lastTransitionTime"],
-                           "observedGeneration": generation})
+        conditions.append(
+            {
+                "type": ctype,
+                "status": v.status,
+                "reason": v.reason.value,
+                "message": v.message,
+                "lastTransitionTime": now
+                if changed or not before.get("lastTransitionTime")
+                else before["lastTransitionTime"],
+                "observedGeneration": generation,
+            }
+        )
     endpoints = {"bootstrapServers": p.bootstrap_servers, "serving": names.serving_url(p)}
     if stream is not None:
         endpoints["flinkUI"] = names.flink_ui_url(p)

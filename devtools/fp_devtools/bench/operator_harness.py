@@ -26,18 +26,24 @@ from typing import Any
 
 import yaml
 
-from fraudpipeline import spec
 from fp_operator.crd import CRD_FILE_NAME, repo_root
+from fraudpipeline import spec
 
 OPERATOR_NAMESPACE = "fraudpipeline-system"
 OPERATOR_ACCOUNT = "fraudpipeline-operator"
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
 # Kinds tests touch that the operator itself never does (the operator's are in fp_operator.kinds).
-_OTHER_PLURALS = {"CustomResourceDefinition": "customresourcedefinitions", "Namespace": "namespaces",
-                  "Pod": "pods", "ReplicaSet": "replicasets", "ClusterRole": "clusterroles",
-                  "ClusterRoleBinding": "clusterrolebindings", "Role": "roles",
-                  "ValidatingAdmissionPolicy": "validatingadmissionpolicies",
-                  "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings"}
+_OTHER_PLURALS = {
+    "CustomResourceDefinition": "customresourcedefinitions",
+    "Namespace": "namespaces",
+    "Pod": "pods",
+    "ReplicaSet": "replicasets",
+    "ClusterRole": "clusterroles",
+    "ClusterRoleBinding": "clusterrolebindings",
+    "Role": "roles",
+    "ValidatingAdmissionPolicy": "validatingadmissionpolicies",
+    "ValidatingAdmissionPolicyBinding": "validatingadmissionpolicybindings",
+}
 
 
 # Same spec as examples/minimal.yaml (a unit test keeps them equal); here so that the benchmark
@@ -52,8 +58,12 @@ MINIMAL_SPEC = {
 def minimal_pipeline(namespace: str, name: str) -> dict:
     import copy
 
-    return {"apiVersion": spec.API_VERSION, "kind": spec.KIND, "metadata": {"name": name, "namespace": namespace},
-            "spec": copy.deepcopy(MINIMAL_SPEC)}
+    return {
+        "apiVersion": spec.API_VERSION,
+        "kind": spec.KIND,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": copy.deepcopy(MINIMAL_SPEC),
+    }
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
@@ -68,8 +78,10 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: floa
         except Exception as exc:  # noqa: BLE001 - "not yet", remembered for the message
             last_error = exc
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}"
-                               + (f" (last error: {last_error})" if last_error else ""))
+            raise TimeoutError(
+                f"timed out after {timeout:.0f} s waiting for {what}"
+                + (f" (last error: {last_error})" if last_error else "")
+            )
         time.sleep(interval)
         interval = min(interval * 1.3, 0.5)
 
@@ -84,8 +96,13 @@ class Cluster:
         self.http = client(kube_env["server"], kube_env["kubeconfig"])
 
     @staticmethod
-    def path(api_version: str, kind: str, namespace: str | None = None, name: str | None = None,
-             subresource: str | None = None) -> str:
+    def path(
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        name: str | None = None,
+        subresource: str | None = None,
+    ) -> str:
         from fp_operator.kinds import KINDS
 
         plural = KINDS[kind].plural if kind in KINDS else _OTHER_PLURALS[kind]
@@ -102,7 +119,9 @@ class Cluster:
         r = self.http.get(self.path(api_version, kind, namespace, name))
         return None if r.status_code == 404 else self.check(r)
 
-    def list(self, api_version: str, kind: str, namespace: str | None = None, selector: str | None = None) -> list[dict]:
+    def list(
+        self, api_version: str, kind: str, namespace: str | None = None, selector: str | None = None
+    ) -> list[dict]:
         params = {"labelSelector": selector} if selector else {}
         return self.check(self.http.get(self.path(api_version, kind, namespace), params=params)).get("items", [])
 
@@ -112,16 +131,30 @@ class Cluster:
 
     def apply(self, obj: dict, manager: str = "fraudpipe-test") -> dict:
         m = obj["metadata"]
-        r = self.http.patch(self.path(obj["apiVersion"], obj["kind"], m.get("namespace"), m["name"]),
-                            params={"fieldManager": manager, "force": "true"}, content=json.dumps(obj),
-                            headers={"Content-Type": "application/apply-patch+yaml"})
+        r = self.http.patch(
+            self.path(obj["apiVersion"], obj["kind"], m.get("namespace"), m["name"]),
+            params={"fieldManager": manager, "force": "true"},
+            content=json.dumps(obj),
+            headers={"Content-Type": "application/apply-patch+yaml"},
+        )
         return self.check(r)
 
-    def merge_patch(self, api_version: str, kind: str, namespace: str, name: str, patch: dict,
-                    subresource: str | None = None, manager: str = "fraudpipe-test") -> dict:
-        r = self.http.patch(self.path(api_version, kind, namespace, name, subresource), content=json.dumps(patch),
-                            params={"fieldManager": manager},
-                            headers={"Content-Type": "application/merge-patch+json"})
+    def merge_patch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: dict,
+        subresource: str | None = None,
+        manager: str = "fraudpipe-test",
+    ) -> dict:
+        r = self.http.patch(
+            self.path(api_version, kind, namespace, name, subresource),
+            content=json.dumps(patch),
+            params={"fieldManager": manager},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
         return self.check(r)
 
     def delete(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
@@ -140,10 +173,18 @@ class Cluster:
         """Our CRD as checked in (the session may have started before it changed)."""
         doc = yaml.safe_load((repo_root() / "crds" / CRD_FILE_NAME).read_text())
         self.apply(doc, manager="fraudpipe-dev")
-        wait_for(lambda: any(c["type"] == "Established" and c["status"] == "True" for c in
-                             (self.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", None,
-                                       doc["metadata"]["name"]) or {}).get("status", {}).get("conditions", [])),
-                 30, "the FraudPipeline CRD to be Established")
+        wait_for(
+            lambda: any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in (
+                    self.get("apiextensions.k8s.io/v1", "CustomResourceDefinition", None, doc["metadata"]["name"]) or {}
+                )
+                .get("status", {})
+                .get("conditions", [])
+            ),
+            30,
+            "the FraudPipeline CRD to be Established",
+        )
 
     def pipeline(self, namespace: str, name: str) -> dict | None:
         return self.get(spec.API_VERSION, spec.KIND, namespace, name)
@@ -161,13 +202,29 @@ def operator_identity(cluster: Cluster, helm: str | None, workdir: Path) -> Iden
     if not helm or not Path(helm).exists():
         return Identity(Path(cluster.env["kubeconfig"]), "admin", "admin (helm not found to render the chart's RBAC)")
     chart = repo_root() / "charts" / "fraudpipeline"
-    shown = ["templates/rbac/serviceaccount.yaml", "templates/rbac/clusterrole.yaml",
-             "templates/rbac/clusterrolebinding.yaml", "templates/rbac/flink-job-clusterrole.yaml",
-             "templates/rbac/leader-election-role.yaml", "templates/rbac/leader-election-rolebinding.yaml"]
+    shown = [
+        "templates/rbac/serviceaccount.yaml",
+        "templates/rbac/clusterrole.yaml",
+        "templates/rbac/clusterrolebinding.yaml",
+        "templates/rbac/flink-job-clusterrole.yaml",
+        "templates/rbac/leader-election-role.yaml",
+        "templates/rbac/leader-election-rolebinding.yaml",
+    ]
     # Leader election on, so that the Lease's Role is there too (the Lease is named like the account).
-    argv = [helm, "template", "fraudpipeline", str(chart), "--namespace", OPERATOR_NAMESPACE,
-            "--set", f"fullnameOverride={OPERATOR_ACCOUNT}", "--set", "flinkJob.clusterRoleName=fraudpipeline-flink-job",
-            "--set", "operator.leaderElection.enabled=true"]
+    argv = [
+        helm,
+        "template",
+        "fraudpipeline",
+        str(chart),
+        "--namespace",
+        OPERATOR_NAMESPACE,
+        "--set",
+        f"fullnameOverride={OPERATOR_ACCOUNT}",
+        "--set",
+        "flinkJob.clusterRoleName=fraudpipeline-flink-job",
+        "--set",
+        "operator.leaderElection.enabled=true",
+    ]
     for s in shown:
         argv += ["--show-only", s]
     rendered = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
@@ -175,14 +232,17 @@ def operator_identity(cluster: Cluster, helm: str | None, workdir: Path) -> Iden
     for doc in yaml.safe_load_all(rendered):
         if doc:
             cluster.apply(doc, manager="helm")
-    r = cluster.http.post(cluster.path("v1", "ServiceAccount", OPERATOR_NAMESPACE, OPERATOR_ACCOUNT, "token"),
-                          json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                                "spec": {"expirationSeconds": 86400}})
+    r = cluster.http.post(
+        cluster.path("v1", "ServiceAccount", OPERATOR_NAMESPACE, OPERATOR_ACCOUNT, "token"),
+        json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 86400}},
+    )
     token = cluster.check(r)["status"]["token"]
     admin = yaml.safe_load(Path(cluster.env["kubeconfig"]).read_text())
     ca = admin["clusters"][0]["cluster"]["certificate-authority-data"]
     config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "operator",
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "operator",
         "clusters": [{"name": "dev", "cluster": {"server": cluster.env["server"], "certificate-authority-data": ca}}],
         "users": [{"name": OPERATOR_ACCOUNT, "user": {"token": token}}],
         "contexts": [{"name": "operator", "context": {"cluster": "dev", "user": OPERATOR_ACCOUNT}}],
@@ -200,8 +260,14 @@ class OperatorProcess:
     With `leader_election`, it reconciles only while holding the Lease `OPERATOR_ACCOUNT` in
     `OPERATOR_NAMESPACE` (as the chart runs several replicas)."""
 
-    def __init__(self, kubeconfig: Path, log: Path, env: dict[str, str] | None = None, workers: int = 4,
-                 leader_election: bool = False):
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log: Path,
+        env: dict[str, str] | None = None,
+        workers: int = 4,
+        leader_election: bool = False,
+    ):
         from fp_devtools.process import free_port
 
         self.kubeconfig, self.log, self.extra_env, self.workers = kubeconfig, log, env or {}, workers
@@ -220,15 +286,33 @@ class OperatorProcess:
         # As in the image (operator/Dockerfile): one glibc arena pool instead of one per thread.
         env = {"MALLOC_ARENA_MAX": "2", **os.environ, **self.extra_env}
         env.pop("KUBECONFIG", None)
-        argv = [sys.executable, "-m", "fp_operator", "run", "--all-namespaces",
-                "--kubeconfig", str(self.kubeconfig), "--liveness-port", str(self.liveness_port),
-                "--metrics-port", str(self.metrics_port), "--workers", str(self.workers)]
+        argv = [
+            sys.executable,
+            "-m",
+            "fp_operator",
+            "run",
+            "--all-namespaces",
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--liveness-port",
+            str(self.liveness_port),
+            "--metrics-port",
+            str(self.metrics_port),
+            "--workers",
+            str(self.workers),
+        ]
         if self.leader_election:
-            argv += ["--leader-election", "--leader-election-namespace", OPERATOR_NAMESPACE,
-                     "--leader-election-id", OPERATOR_ACCOUNT]
+            argv += [
+                "--leader-election",
+                "--leader-election-namespace",
+                OPERATOR_NAMESPACE,
+                "--leader-election-id",
+                OPERATOR_ACCOUNT,
+            ]
         with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=env, cwd=repo_root())
+            self.proc = subprocess.Popen(
+                argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=repo_root()
+            )
 
         def healthy() -> bool:
             if self.proc.poll() is not None:
@@ -321,6 +405,8 @@ def describe(events: list[dict]) -> list[str]:
     for e in events:
         ref = e.get("objectRef", {})
         res = ref.get("resource", "") + (f"/{ref['subresource']}" if ref.get("subresource") else "")
-        out.append(f"{e['verb']} {res} {ref.get('namespace', '')}/{ref.get('name', '')} -> "
-                   f"{e.get('responseStatus', {}).get('code')}")
+        out.append(
+            f"{e['verb']} {res} {ref.get('namespace', '')}/{ref.get('name', '')} -> "
+            f"{e.get('responseStatus', {}).get('code')}"
+        )
     return out

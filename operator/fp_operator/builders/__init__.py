@@ -6,15 +6,23 @@ and anything doing I/O out). `build_children` is what the reconciler applies; ea
 
 from __future__ import annotations
 
-from fraudpipeline.spec import FraudPipeline
 from fp_operator.builders.context import BuildOptions, Capabilities
 from fp_operator.builders.flink_deployment import build_flink_deployment, build_flink_service_account
 from fp_operator.builders.kafka_bridge import build_kafka_bridge
 from fp_operator.builders.kafka_topics import build_kafka_topics
-from fp_operator.builders.model_service import build_model_deployment, build_model_hpa, build_model_pdb, \
-    build_model_service
-from fp_operator.builders.monitoring import build_dashboard_configmap, build_pod_monitor, build_prometheus_rule, \
-    build_service_monitor
+from fp_operator.builders.model_service import (
+    build_model_deployment,
+    build_model_hpa,
+    build_model_pdb,
+    build_model_service,
+)
+from fp_operator.builders.monitoring import (
+    build_dashboard_configmap,
+    build_pod_monitor,
+    build_prometheus_rule,
+    build_service_monitor,
+)
+from fraudpipeline.spec import FraudPipeline
 
 __all__ = ["BuildOptions", "Capabilities", "build_children"]
 
@@ -30,8 +38,12 @@ def build_children(p: FraudPipeline, caps: Capabilities, opts: BuildOptions | No
     if caps.serves("FlinkDeployment"):
         out += build_flink_service_account(p, opts.flink_job_cluster_role)
         out.append(build_flink_deployment(p, caps.api_version("FlinkDeployment")))
-    out += [build_model_deployment(p, opts.model_run_as_user), build_model_service(p), build_model_hpa(p),
-            build_model_pdb(p)]
+    out += [
+        build_model_deployment(p, opts.model_run_as_user),
+        build_model_service(p),
+        build_model_hpa(p),
+        build_model_pdb(p),
+    ]
     mon = p.spec.monitoring
     if mon.enabled:
         if caps.serves("ServiceMonitor"):

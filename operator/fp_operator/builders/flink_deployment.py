@@ -7,9 +7,9 @@ The job's arguments are the contract of docs/image-contracts.md.
 
 from __future__ import annotations
 
-from fraudpipeline.spec import FraudPipeline
 from fp_operator import labels, names
 from fp_operator.kinds import api_version
+from fraudpipeline.spec import FraudPipeline
 
 PYTHON_DRIVER = "org.apache.flink.client.python.PythonDriver"
 JOB_MODULE = "fp_flink.job"
@@ -20,18 +20,25 @@ MAIN_CONTAINER = "flink-main-container"  # the name the Flink operator merges po
 def job_args(p: FraudPipeline) -> list[str]:
     """PythonDriver arguments: Flink's -py* options first, then the job's own."""
     s = p.spec.stream
-    args = ["-pym", JOB_MODULE,
-            "--pipeline", f"{p.namespace}/{p.name}",
-            "--bootstrap-servers", p.bootstrap_servers,
-            "--transactions-topic", p.topic_name("transactions"),
-            "--labels-topic", p.topic_name("labels"),
-            "--alerts-topic", p.topic_name("alerts"),
-            "--dead-letter-topic", p.topic_name("deadLetter")]
+    args = [
+        "-pym",
+        JOB_MODULE,
+        "--pipeline",
+        f"{p.namespace}/{p.name}",
+        "--bootstrap-servers",
+        p.bootstrap_servers,
+        "--transactions-topic",
+        p.topic_name("transactions"),
+        "--labels-topic",
+        p.topic_name("labels"),
+        "--alerts-topic",
+        p.topic_name("alerts"),
+        "--dead-letter-topic",
+        p.topic_name("deadLetter"),
+    ]
     if p.spec.kafka.topics.scores is not None:
         args += ["--scores-topic", p.topic_name("scores")]
-    args += ["--group-id", p.consumer_group,
-             "--scoring-mode", s.scoring.mode,
-             "--model-tag", p.spec.model.model_tag]
+    args += ["--group-id", p.consumer_group, "--scoring-mode", s.scoring.mode, "--model-tag", p.spec.model.model_tag]
     if s.scoring.mode == "embedded":
         args += ["--model-path", s.scoring.model_path]
     else:
@@ -76,11 +83,13 @@ def _pod_template(p: FraudPipeline) -> dict:
     return {
         "metadata": {"labels": labels.pod_labels(p, "stream")},
         "spec": {
-            "containers": [{
-                "name": MAIN_CONTAINER,
-                "ports": [{"name": "metrics", "containerPort": names.FLINK_METRICS_PORT, "protocol": "TCP"}],
-                "volumeMounts": [{"name": "flink-data", "mountPath": names.FLINK_DATA_MOUNT}],
-            }],
+            "containers": [
+                {
+                    "name": MAIN_CONTAINER,
+                    "ports": [{"name": "metrics", "containerPort": names.FLINK_METRICS_PORT, "protocol": "TCP"}],
+                    "volumeMounts": [{"name": "flink-data", "mountPath": names.FLINK_DATA_MOUNT}],
+                }
+            ],
             "volumes": [volume],
         },
     }
@@ -99,10 +108,11 @@ def build_flink_deployment(p: FraudPipeline, flink_api_version: str | None = Non
             "serviceAccount": names.flink_service_account(p),
             "mode": "native",
             "flinkConfiguration": flink_configuration(p),
-            "jobManager": {"replicas": 1, "resource": {"cpu": s.job_manager.resource.cpu,
-                                                       "memory": s.job_manager.resource.memory}},
-            "taskManager": {"resource": {"cpu": s.task_manager.resource.cpu,
-                                         "memory": s.task_manager.resource.memory}},
+            "jobManager": {
+                "replicas": 1,
+                "resource": {"cpu": s.job_manager.resource.cpu, "memory": s.job_manager.resource.memory},
+            },
+            "taskManager": {"resource": {"cpu": s.task_manager.resource.cpu, "memory": s.task_manager.resource.memory}},
             "podTemplate": _pod_template(p),
             "job": {
                 "jarURI": names.jar_uri(p),
@@ -122,12 +132,17 @@ def build_flink_service_account(p: FraudPipeline, cluster_role: str) -> list[dic
         return []
     name = names.flink_service_account(p)
     return [
-        {"apiVersion": api_version("ServiceAccount"), "kind": "ServiceAccount", "metadata": labels.metadata(p, name, "stream"),
-         "automountServiceAccountToken": True},
-        {"apiVersion": api_version("RoleBinding"), "kind": "RoleBinding",
-         "metadata": labels.metadata(p, name, "stream"),
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                     "name": cluster_role},
-         "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": p.namespace}]},
+        {
+            "apiVersion": api_version("ServiceAccount"),
+            "kind": "ServiceAccount",
+            "metadata": labels.metadata(p, name, "stream"),
+            "automountServiceAccountToken": True,
+        },
+        {
+            "apiVersion": api_version("RoleBinding"),
+            "kind": "RoleBinding",
+            "metadata": labels.metadata(p, name, "stream"),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": p.namespace}],
+        },
     ]
-

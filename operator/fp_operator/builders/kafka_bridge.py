@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from fraudpipeline.spec import FraudPipeline
 from fp_operator import labels, names
+from fraudpipeline.spec import FraudPipeline
 
 
 def build_kafka_bridge(p: FraudPipeline, bridge_api_version: str) -> dict:

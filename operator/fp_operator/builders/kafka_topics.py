@@ -7,8 +7,8 @@ according to deletionPolicy.
 
 from __future__ import annotations
 
-from fraudpipeline.spec import FraudPipeline
 from fp_operator import labels, names
+from fraudpipeline.spec import FraudPipeline
 
 
 def build_kafka_topics(p: FraudPipeline, topic_api_version: str) -> list[dict]:
@@ -20,12 +20,19 @@ def build_kafka_topics(p: FraudPipeline, topic_api_version: str) -> list[dict]:
             spec["replicas"] = topic.replicas
         if topic.config:
             spec["config"] = dict(sorted(topic.config.items()))
-        out.append({
-            "apiVersion": topic_api_version,
-            "kind": "KafkaTopic",
-            "metadata": labels.metadata(p, names.topic_object(p, role), "topic", namespace=p.kafka_namespace,
-                                        owned=False, extra_labels={labels.STRIMZI_CLUSTER: p.spec.kafka.cluster,
-                                                                   labels.TOPIC_ROLE: role}),
-            "spec": spec,
-        })
+        out.append(
+            {
+                "apiVersion": topic_api_version,
+                "kind": "KafkaTopic",
+                "metadata": labels.metadata(
+                    p,
+                    names.topic_object(p, role),
+                    "topic",
+                    namespace=p.kafka_namespace,
+                    owned=False,
+                    extra_labels={labels.STRIMZI_CLUSTER: p.spec.kafka.cluster, labels.TOPIC_ROLE: role},
+                ),
+                "spec": spec,
+            }
+        )
     return out

@@ -59,8 +59,11 @@ def namespace(cluster, operator):
     for ns in made:
         cluster.delete("v1", "Namespace", None, ns)
     for ns in made:
-        wait_for(lambda ns=ns: cluster.get("v1", "Namespace", None, ns) is None, 90,
-                 f"namespace {ns} to be deleted (FraudPipeline finalizers need the operator)")
+        wait_for(
+            lambda ns=ns: cluster.get("v1", "Namespace", None, ns) is None,
+            90,
+            f"namespace {ns} to be deleted (FraudPipeline finalizers need the operator)",
+        )
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
-from fraudpipeline.spec import API_VERSION, KIND
-from fp_operator.kinds import CHILDREN
 from fp_devtools.bench.operator_harness import Cluster, wait_for
+from fp_operator.kinds import CHILDREN
+from fraudpipeline.spec import API_VERSION, KIND
 
 REPO = Path(__file__).resolve().parents[3]
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def pipeline_doc(namespace: str, name: str = "payments", example: str = "minimal", **spec) -> dict:
@@ -46,6 +46,7 @@ def condition(fp: dict | None, ctype: str) -> dict:
 
 def wait_status(cluster: Cluster, namespace: str, name: str, check, what: str, timeout: float = 30) -> dict:
     """Wait until the pipeline's status satisfies `check` for the current generation."""
+
     def ok():
         fp = cluster.pipeline(namespace, name)
         st = (fp or {}).get("status") or {}
@@ -71,27 +72,51 @@ def children(cluster: Cluster, namespace: str, name: str, kafka_namespace: str |
 
 # ------------------------------------------------------- the children's operators, played by the test
 
+
 def topics_ready(cluster: Cluster, kafka_namespace: str, namespace: str, name: str) -> int:
     """What Strimzi's Topic Operator writes once a topic exists in Kafka."""
     sel = f"frauddetect.dev/pipeline={name},frauddetect.dev/pipeline-namespace={namespace}"
     topics = cluster.list("kafka.strimzi.io/v1", "KafkaTopic", kafka_namespace, sel)
     for t in topics:
-        cluster.merge_patch("kafka.strimzi.io/v1", "KafkaTopic", kafka_namespace, t["metadata"]["name"], {"status": {
-            "observedGeneration": t["metadata"]["generation"], "topicName": t["spec"]["topicName"],
-            "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now()}]}},
-            subresource="status", manager="strimzi-topic-operator")
+        cluster.merge_patch(
+            "kafka.strimzi.io/v1",
+            "KafkaTopic",
+            kafka_namespace,
+            t["metadata"]["name"],
+            {
+                "status": {
+                    "observedGeneration": t["metadata"]["generation"],
+                    "topicName": t["spec"]["topicName"],
+                    "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now()}],
+                }
+            },
+            subresource="status",
+            manager="strimzi-topic-operator",
+        )
     return len(topics)
 
 
-def flink_running(cluster: Cluster, namespace: str, name: str, state: str = "RUNNING",
-                  lifecycle: str = "STABLE") -> None:
+def flink_running(
+    cluster: Cluster, namespace: str, name: str, state: str = "RUNNING", lifecycle: str = "STABLE"
+) -> None:
     """What the Flink Kubernetes Operator writes for a healthy application cluster."""
     fd = cluster.get("flink.apache.org/v1beta1", "FlinkDeployment", namespace, f"{name}-stream")
-    cluster.merge_patch("flink.apache.org/v1beta1", "FlinkDeployment", namespace, f"{name}-stream", {"status": {
-        "lifecycleState": lifecycle, "jobManagerDeploymentStatus": "READY",
-        "observedGeneration": fd["metadata"]["generation"],
-        "jobStatus": {"state": state, "jobId": "a" * 32, "jobName": "fraud-scoring"}}},
-        subresource="status", manager="flink-kubernetes-operator")
+    cluster.merge_patch(
+        "flink.apache.org/v1beta1",
+        "FlinkDeployment",
+        namespace,
+        f"{name}-stream",
+        {
+            "status": {
+                "lifecycleState": lifecycle,
+                "jobManagerDeploymentStatus": "READY",
+                "observedGeneration": fd["metadata"]["generation"],
+                "jobStatus": {"state": state, "jobId": "a" * 32, "jobName": "fraud-scoring"},
+            }
+        },
+        subresource="status",
+        manager="flink-kubernetes-operator",
+    )
 
 
 def model_pods_ready(cluster: Cluster, namespace: str, name: str, timeout: float = 30) -> int:
@@ -100,14 +125,34 @@ def model_pods_ready(cluster: Cluster, namespace: str, name: str, timeout: float
     pods = wait_for(lambda: cluster.list("v1", "Pod", namespace, sel), timeout, f"pods of {name}-model")
     t = now()
     for pod in pods:
-        cluster.merge_patch("v1", "Pod", namespace, pod["metadata"]["name"], {"status": {
-            "phase": "Running",
-            "conditions": [{"type": c, "status": "True", "lastTransitionTime": t}
-                           for c in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
-            "containerStatuses": [{"name": "model", "ready": True, "started": True, "restartCount": 0,
-                                   "image": pod["spec"]["containers"][0]["image"], "imageID": "",
-                                   "state": {"running": {"startedAt": t}}}]}},
-            subresource="status", manager="kubelet")
+        cluster.merge_patch(
+            "v1",
+            "Pod",
+            namespace,
+            pod["metadata"]["name"],
+            {
+                "status": {
+                    "phase": "Running",
+                    "conditions": [
+                        {"type": c, "status": "True", "lastTransitionTime": t}
+                        for c in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+                    ],
+                    "containerStatuses": [
+                        {
+                            "name": "model",
+                            "ready": True,
+                            "started": True,
+                            "restartCount": 0,
+                            "image": pod["spec"]["containers"][0]["image"],
+                            "imageID": "",
+                            "state": {"running": {"startedAt": t}},
+                        }
+                    ],
+                }
+            },
+            subresource="status",
+            manager="kubelet",
+        )
     return len(pods)
 
 

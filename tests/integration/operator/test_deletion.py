@@ -16,19 +16,32 @@ def hold_topics_like_strimzi(cluster, kafka_ns, ns, name) -> list[str]:
     """Strimzi's Topic Operator puts its finalizer on every KafkaTopic it manages."""
     names = [k[2] for k in children(cluster, ns, name, kafka_ns) if k[0] == "KafkaTopic"]
     for topic in names:
-        cluster.merge_patch("kafka.strimzi.io/v1", "KafkaTopic", kafka_ns, topic,
-                            {"metadata": {"finalizers": [STRIMZI_FINALIZER]}}, manager="strimzi-topic-operator")
+        cluster.merge_patch(
+            "kafka.strimzi.io/v1",
+            "KafkaTopic",
+            kafka_ns,
+            topic,
+            {"metadata": {"finalizers": [STRIMZI_FINALIZER]}},
+            manager="strimzi-topic-operator",
+        )
     return names
 
 
 def release_finalizer(cluster, kafka_ns, topic):
-    cluster.merge_patch("kafka.strimzi.io/v1", "KafkaTopic", kafka_ns, topic, {"metadata": {"finalizers": None}},
-                        manager="strimzi-topic-operator")
+    cluster.merge_patch(
+        "kafka.strimzi.io/v1",
+        "KafkaTopic",
+        kafka_ns,
+        topic,
+        {"metadata": {"finalizers": None}},
+        manager="strimzi-topic-operator",
+    )
 
 
 @pytest.mark.usefixtures("kube_gc")
-def test_retain_releases_topics_in_another_namespace_before_deleting_them(cluster, operator, namespace, audit,
-                                                                          identity):
+def test_retain_releases_topics_in_another_namespace_before_deleting_them(
+    cluster, operator, namespace, audit, identity
+):
     ns, kns = namespace("fp"), namespace("kafka")
     create(cluster, pipeline_doc(ns, kafka__namespace=kns))
     wait_status(cluster, ns, "payments", lambda f: True, "first status")
@@ -48,13 +61,15 @@ def test_retain_releases_topics_in_another_namespace_before_deleting_them(cluste
         assert mine == ["patch", "delete"], (topic, ops)
     for topic in topics:
         release_finalizer(cluster, kns, topic)
-    wait_for(lambda: not [k for k in children(cluster, ns, "payments", kns)], 60,
-             "every child gone (topics released by Strimzi, the rest garbage-collected)")
+    wait_for(
+        lambda: not [k for k in children(cluster, ns, "payments", kns)],
+        60,
+        "every child gone (topics released by Strimzi, the rest garbage-collected)",
+    )
 
 
 @pytest.mark.usefixtures("kube_gc")
-def test_delete_policy_deletes_topics_and_the_garbage_collector_the_rest(cluster, operator, namespace, audit,
-                                                                         identity):
+def test_delete_policy_deletes_topics_and_the_garbage_collector_the_rest(cluster, operator, namespace, audit, identity):
     ns = namespace("fp")
     create(cluster, pipeline_doc(ns, kafka__deletionPolicy="Delete", kafka__bridge__enabled=True))
     wait_status(cluster, ns, "payments", lambda f: True, "first status")

@@ -19,11 +19,11 @@ from collections import Counter
 import pytest
 from helpers import children, create, pipeline_doc, wait_status
 
-from fraudpipeline.spec import parse_pipeline
 from fp_devtools.bench.operator_harness import describe, wait_for
 from fp_operator.builders import Capabilities, build_children
 from fp_operator.diff import needs_apply, owned_fields, stamp
 from fp_operator.kinds import CHILD_KINDS
+from fraudpipeline.spec import parse_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -41,8 +41,13 @@ IMMUTABLE = {
     ("RoleBinding", "roleRef"),  # immutable
 }
 # Valid other values of enums (appending to them is refused).
-OTHER = {"IfNotPresent": "Always", "Always": "IfNotPresent", "RuntimeDefault": "Unconfined", "ClusterIP": "NodePort",
-         "RollingUpdate": "Recreate"}
+OTHER = {
+    "IfNotPresent": "Always",
+    "Always": "IfNotPresent",
+    "RuntimeDefault": "Unconfined",
+    "ClusterIP": "NodePort",
+    "RollingUpdate": "Recreate",
+}
 
 
 def fields_to_edit(desired, fields: dict, prefix: tuple = ()):
@@ -56,8 +61,11 @@ def fields_to_edit(desired, fields: dict, prefix: tuple = ()):
         elif isinstance(value, list) and value and sub:  # a keyed list or a set
             for item in value:
                 if isinstance(item, dict):
-                    keyed = next(json.loads(k[2:]) for k, e in sub.items() if k.startswith("k:")
-                                 and all(item.get(f, v) == v for f, v in json.loads(k[2:]).items()))
+                    keyed = next(
+                        json.loads(k[2:])
+                        for k, e in sub.items()
+                        if k.startswith("k:") and all(item.get(f, v) == v for f, v in json.loads(k[2:]).items())
+                    )
                     entry = sub[f"k:{json.dumps(keyed, separators=(',', ':'))}"]
                     step = (*here, ("key", keyed))
                     if entry:
@@ -83,8 +91,15 @@ def pointer(live: dict, steps: tuple) -> str | None:
         if isinstance(step, tuple):
             if not isinstance(node, list):
                 return None
-            match = [i for i, item in enumerate(node) if (item == step[1] if step[0] == "value" else
-                     isinstance(item, dict) and all(item.get(k) == v for k, v in step[1].items()))]
+            match = [
+                i
+                for i, item in enumerate(node)
+                if (
+                    item == step[1]
+                    if step[0] == "value"
+                    else isinstance(item, dict) and all(item.get(k) == v for k, v in step[1].items())
+                )
+            ]
             if not match:
                 return None
             node, part = node[match[0]], str(match[0])
@@ -128,8 +143,11 @@ def edits(ptr: str, before, is_key: bool) -> list[list[dict]]:
     """JSON patches to try, in order, until one makes a difference."""
     if is_key:
         return [[{"op": "remove", "path": ptr}]]
-    out = [[{"op": "replace", "path": ptr, "value": OTHER[before]}]] if isinstance(before, str) and before in OTHER \
+    out = (
+        [[{"op": "replace", "path": ptr, "value": OTHER[before]}]]
+        if isinstance(before, str) and before in OTHER
         else []
+    )
     out += [[{"op": "replace", "path": ptr, "value": changed(before)}], [{"op": "remove", "path": ptr}]]
     if isinstance(before, str) and before in OTHER:  # an enum whose other value excludes its siblings
         parent, leaf = ptr.rsplit("/", 1)
@@ -143,9 +161,12 @@ def describe_steps(steps: tuple) -> str:
 
 def json_patch(cluster, obj: dict, ops: list[dict]):
     m = obj["metadata"]
-    return cluster.http.patch(cluster.path(obj["apiVersion"], obj["kind"], m["namespace"], m["name"]),
-                              content=json.dumps(ops), params={"fieldManager": "kubectl-edit"},
-                              headers={"Content-Type": "application/json-patch+json"})
+    return cluster.http.patch(
+        cluster.path(obj["apiVersion"], obj["kind"], m["namespace"], m["name"]),
+        content=json.dumps(ops),
+        params={"fieldManager": "kubectl-edit"},
+        headers={"Content-Type": "application/json-patch+json"},
+    )
 
 
 def test_every_field_we_set_on_every_child_kind_is_put_back(cluster, operator, namespace, identity, audit):
@@ -192,15 +213,16 @@ def test_every_field_we_set_on_every_child_kind_is_put_back(cluster, operator, n
                 assert r.status_code in (200, 422, 400), r.text
                 # Drift: the value changed, or (a removed field the API server defaulted back) it is
                 # no longer ours in managedFields, the API server's own record.
-                if r.status_code == 200 and (value_at(r.json(), pointer(r.json(), steps)) != before
-                                             or needs_apply(desired[kind], r.json())):
+                if r.status_code == 200 and (
+                    value_at(r.json(), pointer(r.json(), steps)) != before or needs_apply(desired[kind], r.json())
+                ):
                     waiting[kind] = (steps, before)
                     edited[kind] += 1
                     break
             else:
                 refused.add((kind, describe_steps(steps)))
 
-        def restored() -> bool:
+        def restored(waiting: dict = waiting) -> bool:
             for kind, (steps, before) in list(waiting.items()):
                 o = get(kind)
                 if o is not None and value_at(o, pointer(o, steps)) == before and not needs_apply(desired[kind], o):
@@ -212,10 +234,14 @@ def test_every_field_we_set_on_every_child_kind_is_put_back(cluster, operator, n
         except TimeoutError as exc:
             raise AssertionError(f"{exc}: {[(k, describe_steps(s)) for k, (s, _) in waiting.items()]}") from None
 
-    assert all(any(path.startswith(prefix) for k, prefix in IMMUTABLE if k == kind) for kind, path in refused), \
+    assert all(any(path.startswith(prefix) for k, prefix in IMMUTABLE if k == kind) for kind, path in refused), (
         "\n".join(map(str, sorted(refused)))
+    )
     assert set(edited) == set(CHILD_KINDS)
     # One apply per hand edit of an object: no fight with the editor, no apply the edit did not need.
-    applies = Counter(w.split()[1] for w in describe(audit.writes(identity.username, since)) if w.startswith("patch ")
-                      and "/status" not in w and "fraudpipelines" not in w)
+    applies = Counter(
+        w.split()[1]
+        for w in describe(audit.writes(identity.username, since))
+        if w.startswith("patch ") and "/status" not in w and "fraudpipelines" not in w
+    )
     assert applies == Counter({CHILD_KINDS[k].plural: n for k, n in edited.items()}), (applies, edited)

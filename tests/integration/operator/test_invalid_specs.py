@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "operator"))
-from spec_cases import apply_case, invalid_cases, minimal_doc  # noqa: E402
+from spec_cases import apply_case, invalid_cases, minimal_doc
 
 pytestmark = pytest.mark.integration
 
@@ -28,8 +28,9 @@ def test_valid_minimal_spec_is_defaulted_by_the_api_server(cluster):
     cluster.ensure_namespace("fp-invalid")
     doc = minimal_doc()
     doc["metadata"] = {"name": "defaults", "namespace": "fp-invalid"}
-    r = cluster.http.post(cluster.path("frauddetect.dev/v1alpha1", "FraudPipeline", "fp-invalid"), json=doc,
-                          params={"dryRun": "All"})
+    r = cluster.http.post(
+        cluster.path("frauddetect.dev/v1alpha1", "FraudPipeline", "fp-invalid"), json=doc, params={"dryRun": "All"}
+    )
     spec = cluster.check(r)["spec"]
     assert spec["kafka"]["deletionPolicy"] == "Retain" and spec["stream"]["flinkVersion"] == "v2_2"
     assert spec["model"]["autoscaling"] == {"minReplicas": 1, "maxReplicas": 3, "targetCPUUtilizationPercentage": 70}

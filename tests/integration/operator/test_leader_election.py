@@ -29,8 +29,9 @@ def leading(op: OperatorProcess) -> bool:
 
 def writes(op: OperatorProcess) -> float:
     """Writes by this replica's reconciler (the Lease excluded)."""
-    return sum(metric(op, "fraudpipeline_operator_api_requests_total", verb=v) for v in ("apply", "patch", "delete")) \
-        + metric(op, "fraudpipeline_operator_api_requests_total", verb="create", kind="Event")
+    return sum(
+        metric(op, "fraudpipeline_operator_api_requests_total", verb=v) for v in ("apply", "patch", "delete")
+    ) + metric(op, "fraudpipeline_operator_api_requests_total", verb="create", kind="Event")
 
 
 def lease(cluster) -> dict:

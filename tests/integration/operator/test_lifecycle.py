@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import pytest
-from helpers import (children, condition, create, edit_spec, flink_running, model_pods_ready, pipeline_doc,
-                     topics_ready, wait_status)
+from helpers import (
+    children,
+    condition,
+    create,
+    edit_spec,
+    flink_running,
+    model_pods_ready,
+    pipeline_doc,
+    topics_ready,
+    wait_status,
+)
 
-from fraudpipeline.spec import parse_pipeline
+from fp_devtools.bench.operator_harness import describe, wait_for
 from fp_operator.builders import Capabilities, build_children
 from fp_operator.diff import needs_apply, stamp
-from fp_devtools.bench.operator_harness import describe, wait_for
+from fraudpipeline.spec import parse_pipeline
 
 pytestmark = pytest.mark.integration
 
@@ -24,8 +33,9 @@ def test_full_example_children_are_accepted_by_the_upstream_schemas(cluster, ope
     doc["spec"]["stream"].pop("serviceAccount")
     fp = create(cluster, doc)
     want = expected_children(fp)
-    got = wait_for(lambda: c if len(c := children(cluster, ns, "cards", kns)) >= len(want) else None,
-                   30, f"{len(want)} children")
+    got = wait_for(
+        lambda: c if len(c := children(cluster, ns, "cards", kns)) >= len(want) else None, 30, f"{len(want)} children"
+    )
     assert {(d["kind"], d["metadata"]["namespace"], d["metadata"]["name"]) for d in want} == set(got)
     # Applied with fieldValidation=Strict and read back: our manager owns every field we built (nothing
     # pruned by the schemas), and the operator sees nothing left to apply.
@@ -43,22 +53,40 @@ def test_status_follows_the_childrens_operators_to_ready(cluster, operator, name
     create(cluster, pipeline_doc(ns))
     wait_status(cluster, ns, "payments", lambda f: f["status"]["phase"] == "Progressing", "Progressing")
     assert topics_ready(cluster, ns, ns, "payments") == 4
-    fp = wait_status(cluster, ns, "payments", lambda f: condition(f, "TopicsReady").get("status") == "True",
-                     "TopicsReady", timeout=10)
+    fp = wait_status(
+        cluster,
+        ns,
+        "payments",
+        lambda f: condition(f, "TopicsReady").get("status") == "True",
+        "TopicsReady",
+        timeout=10,
+    )
     assert condition(fp, "Ready")["status"] == "False"
     flink_running(cluster, ns, "payments")
-    wait_status(cluster, ns, "payments", lambda f: condition(f, "StreamReady").get("status") == "True",
-                "StreamReady", timeout=10)
+    wait_status(
+        cluster,
+        ns,
+        "payments",
+        lambda f: condition(f, "StreamReady").get("status") == "True",
+        "StreamReady",
+        timeout=10,
+    )
     model_pods_ready(cluster, ns, "payments")
     fp = wait_status(cluster, ns, "payments", lambda f: f["status"]["phase"] == "Ready", "phase Ready", timeout=15)
     ready = condition(fp, "Ready")
     assert (ready["status"], ready["reason"]) == ("True", "AllComponentsReady")
     assert fp["status"]["stream"]["jobState"] == "RUNNING"
     assert fp["status"]["model"]["readyReplicas"] == 1
-    events = cluster.list("events.k8s.io/v1", "Event", ns)
-    mine = [e for e in events if e["regarding"]["name"] == "payments" and e["regarding"]["kind"] == "FraudPipeline"]
-    reasons = [e["reason"] for e in mine]
-    assert "AllComponentsReady" in reasons and "ComponentsNotReady" in reasons
+
+    def events() -> list[dict]:  # posted right after the status write that they announce
+        found = [
+            e
+            for e in cluster.list("events.k8s.io/v1", "Event", ns)
+            if e["regarding"]["name"] == "payments" and e["regarding"]["kind"] == "FraudPipeline"
+        ]
+        return found if {"AllComponentsReady", "ComponentsNotReady"} <= {e["reason"] for e in found} else []
+
+    mine = wait_for(events, 10, "the events of the transitions to Progressing and Ready")
     assert {e["reportingController"] for e in mine} == {"frauddetect.dev/fraudpipeline-operator"}
     # A job failure shows up within seconds, as Degraded with the Flink error.
     flink_running(cluster, ns, "payments", state="FAILED", lifecycle="FAILED")
@@ -70,10 +98,16 @@ def test_updates_flow_through_and_partitions_never_shrink(cluster, operator, nam
     ns = namespace("fp")
     create(cluster, pipeline_doc(ns))
     wait_status(cluster, ns, "payments", lambda f: True, "first status")
-    edit_spec(cluster, ns, "payments", {
-        "stream": {"parallelism": 6},
-        "model": {"modelTag": "fraud-xgb:v2", "threshold": 0.42},
-        "kafka": {"topics": {"transactions": {"partitions": 12}}}})
+    edit_spec(
+        cluster,
+        ns,
+        "payments",
+        {
+            "stream": {"parallelism": 6},
+            "model": {"modelTag": "fraud-xgb:v2", "threshold": 0.42},
+            "kafka": {"topics": {"transactions": {"partitions": 12}}},
+        },
+    )
 
     def updated():
         c = children(cluster, ns, "payments")
@@ -81,10 +115,14 @@ def test_updates_flow_through_and_partitions_never_shrink(cluster, operator, nam
         dep = c[("Deployment", ns, "payments-model")]["spec"]["template"]
         env = {e["name"]: e["value"] for e in dep["spec"]["containers"][0]["env"]}
         topic = c[("KafkaTopic", ns, f"{ns}.payments.transactions")]["spec"]
-        return (fd["job"]["parallelism"] == 6 and "--threshold" in fd["job"]["args"]
-                and fd["job"]["args"][fd["job"]["args"].index("--model-tag") + 1] == "fraud-xgb:v2"
-                and env.get("FRAUDPIPE_MODEL_TAG") == "fraud-xgb:v2" and env.get("FRAUDPIPE_THRESHOLD") == "0.42"
-                and topic["partitions"] == 12)
+        return (
+            fd["job"]["parallelism"] == 6
+            and "--threshold" in fd["job"]["args"]
+            and fd["job"]["args"][fd["job"]["args"].index("--model-tag") + 1] == "fraud-xgb:v2"
+            and env.get("FRAUDPIPE_MODEL_TAG") == "fraud-xgb:v2"
+            and env.get("FRAUDPIPE_THRESHOLD") == "0.42"
+            and topic["partitions"] == 12
+        )
 
     wait_for(updated, 15, "parallelism, model tag, threshold and partitions to reach the children")
     fp = wait_status(cluster, ns, "payments", lambda f: f["status"]["model"]["tag"] == "fraud-xgb:v2", "model tag")
@@ -95,9 +133,15 @@ def test_updates_flow_through_and_partitions_never_shrink(cluster, operator, nam
     topics = condition(fp, "TopicsReady")
     assert (topics["status"], topics["reason"]) == ("False", "PartitionDecreaseRefused")
     assert "spec.kafka.topics.transactions.partitions is 4 but the topic already has 12 partitions" in topics["message"]
-    assert children(cluster, ns, "payments")[("KafkaTopic", ns, f"{ns}.payments.transactions")]["spec"]["partitions"] == 12
-    warnings = [e for e in cluster.list("events.k8s.io/v1", "Event", ns) if e["reason"] == "PartitionDecreaseRefused"]
-    assert warnings and warnings[0]["type"] == "Warning"
+    assert (
+        children(cluster, ns, "payments")[("KafkaTopic", ns, f"{ns}.payments.transactions")]["spec"]["partitions"] == 12
+    )
+    warnings = wait_for(
+        lambda: [e for e in cluster.list("events.k8s.io/v1", "Event", ns) if e["reason"] == "PartitionDecreaseRefused"],
+        10,
+        "the Warning event",
+    )
+    assert warnings[0]["type"] == "Warning"
     edit_spec(cluster, ns, "payments", {"kafka": {"topics": {"transactions": {"partitions": 12}}}})
     wait_status(cluster, ns, "payments", lambda f: f["status"]["phase"] == "Progressing", "back to Progressing")
 
@@ -111,8 +155,11 @@ def test_suspend_and_resume(cluster, operator, namespace):
     c = children(cluster, ns, "payments")
     assert c[("FlinkDeployment", ns, "payments-stream")]["spec"]["job"]["state"] == "suspended"
     assert c[("Deployment", ns, "payments-model")]["spec"]["replicas"] == 0
-    wait_for(lambda: cluster.list("v1", "Pod", ns, "app.kubernetes.io/instance=payments") == [], 30,
-             "the model pods to go (the real ReplicaSet controller scales down)")
+    wait_for(
+        lambda: cluster.list("v1", "Pod", ns, "app.kubernetes.io/instance=payments") == [],
+        30,
+        "the model pods to go (the real ReplicaSet controller scales down)",
+    )
     assert condition(fp, "ModelReady")["reason"] == "ScaledToZero"
 
     edit_spec(cluster, ns, "payments", {"suspend": False})
@@ -122,10 +169,16 @@ def test_suspend_and_resume(cluster, operator, namespace):
         c = children(cluster, ns, "payments")
         dep = c[("Deployment", ns, "payments-model")]
         # replicas left our apply: the API server defaulted it back to 1 for the HPA to take over
-        owners = {f["manager"] for f in dep["metadata"].get("managedFields", [])
-                  if "f:replicas" in (f.get("fieldsV1") or {}).get("f:spec", {})}
-        return (c[("FlinkDeployment", ns, "payments-stream")]["spec"]["job"]["state"] == "running"
-                and dep["spec"]["replicas"] >= 1 and "fraudpipeline-operator" not in owners)
+        owners = {
+            f["manager"]
+            for f in dep["metadata"].get("managedFields", [])
+            if "f:replicas" in (f.get("fieldsV1") or {}).get("f:spec", {})
+        }
+        return (
+            c[("FlinkDeployment", ns, "payments-stream")]["spec"]["job"]["state"] == "running"
+            and dep["spec"]["replicas"] >= 1
+            and "fraudpipeline-operator" not in owners
+        )
 
     wait_for(resumed, 15, "the job running and the Deployment's replicas back to the HPA")
 
@@ -137,20 +190,34 @@ def test_hand_edits_and_deletions_are_put_back(cluster, operator, namespace, ide
     dep = children(cluster, ns, "payments")[("Deployment", ns, "payments-model")]
     image = dep["spec"]["template"]["spec"]["containers"][0]["image"]
     since = audit.offset()
-    cluster.merge_patch("apps/v1", "Deployment", ns, "payments-model", {"spec": {"template": {"spec": {
-        "containers": [{"name": "model", "image": "evil/image:1"}]}}}}, manager="kubectl-edit")
+    cluster.merge_patch(
+        "apps/v1",
+        "Deployment",
+        ns,
+        "payments-model",
+        {"spec": {"template": {"spec": {"containers": [{"name": "model", "image": "evil/image:1"}]}}}},
+        manager="kubectl-edit",
+    )
     cluster.delete("v1", "Service", ns, "payments-model")
     cluster.delete("kafka.strimzi.io/v1", "KafkaTopic", ns, f"{ns}.payments.labels")
 
     def repaired():
         c = children(cluster, ns, "payments")
         d = c.get(("Deployment", ns, "payments-model"))
-        return (d and d["spec"]["template"]["spec"]["containers"][0]["image"] == image
-                and ("Service", ns, "payments-model") in c and ("KafkaTopic", ns, f"{ns}.payments.labels") in c)
+        return (
+            d
+            and d["spec"]["template"]["spec"]["containers"][0]["image"] == image
+            and ("Service", ns, "payments-model") in c
+            and ("KafkaTopic", ns, f"{ns}.payments.labels") in c
+        )
 
     wait_for(repaired, 15, "the image, the Service and the KafkaTopic to be put back")
     writes = [w for w in describe(audit.writes(identity.username, since)) if "/status" not in w]
     # One apply each (no fight, no loop); the two deleted objects are recreated by apply (a patch).
-    assert sorted(writes) == sorted([f"patch deployments {ns}/payments-model -> 200",
-                                     f"patch services {ns}/payments-model -> 201",
-                                     f"patch kafkatopics {ns}/{ns}.payments.labels -> 201"]), writes
+    assert sorted(writes) == sorted(
+        [
+            f"patch deployments {ns}/payments-model -> 200",
+            f"patch services {ns}/payments-model -> 201",
+            f"patch kafkatopics {ns}/{ns}.payments.labels -> 201",
+        ]
+    ), writes

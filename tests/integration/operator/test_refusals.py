@@ -14,35 +14,72 @@ ADMISSION = "admissionregistration.k8s.io/v1"
 MESSAGE = "HorizontalPodAutoscalers are refused in this namespace (test policy)"
 
 
+def _probe(ns: str) -> dict:
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "probe", "namespace": ns},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"}, "maxReplicas": 1},
+    }
+
+
+def enforced(cluster, ns: str) -> bool:
+    """Whether the API server's admission refuses HPAs in `ns` now (a dry run): policies reach it a
+    moment after they are stored or deleted."""
+    r = cluster.http.post(
+        cluster.path("autoscaling/v2", "HorizontalPodAutoscaler", ns), json=_probe(ns), params={"dryRun": "All"}
+    )
+    return r.status_code >= 400 and MESSAGE in r.text
+
+
 def refuse_hpas(cluster, ns: str) -> str:
     """A ValidatingAdmissionPolicy (CEL, in the API server) denying HPAs in `ns`."""
     name = f"refuse-hpas-{ns}"
-    cluster.apply({"apiVersion": ADMISSION, "kind": "ValidatingAdmissionPolicy", "metadata": {"name": name},
-                   "spec": {"failurePolicy": "Fail",
-                            "matchConstraints": {"resourceRules": [{
-                                "apiGroups": ["autoscaling"], "apiVersions": ["*"], "operations": ["CREATE", "UPDATE"],
-                                "resources": ["horizontalpodautoscalers"]}]},
-                            "validations": [{"expression": "false", "message": MESSAGE}]}})
-    cluster.apply({"apiVersion": ADMISSION, "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": name},
-                   "spec": {"policyName": name, "validationActions": ["Deny"],
-                            "matchResources": {"namespaceSelector": {"matchLabels": {
-                                "kubernetes.io/metadata.name": ns}}}}})
-    probe = {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-             "metadata": {"name": "probe", "namespace": ns},
-             "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "x"}, "maxReplicas": 1}}
-
-    def enforced() -> bool:  # the policy reaches the API server's admission a moment after it is stored
-        r = cluster.http.post(cluster.path("autoscaling/v2", "HorizontalPodAutoscaler", ns), json=probe,
-                              params={"dryRun": "All"})
-        return r.status_code >= 400 and MESSAGE in r.text
-
-    wait_for(enforced, 30, "the admission policy to be enforced")
+    cluster.apply(
+        {
+            "apiVersion": ADMISSION,
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": ["autoscaling"],
+                            "apiVersions": ["*"],
+                            "operations": ["CREATE", "UPDATE"],
+                            "resources": ["horizontalpodautoscalers"],
+                        }
+                    ]
+                },
+                "validations": [{"expression": "false", "message": MESSAGE}],
+            },
+        }
+    )
+    cluster.apply(
+        {
+            "apiVersion": ADMISSION,
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}},
+            },
+        }
+    )
+    wait_for(lambda: enforced(cluster, ns), 30, "the admission policy to be enforced")
     return name
 
 
 def hpa_applies(audit, user: str, ns: str, since: int) -> int:
-    return len([e for e in audit.writes(user, since) if e["objectRef"].get("resource") == "horizontalpodautoscalers"
-                and e["objectRef"].get("namespace") == ns])
+    return len(
+        [
+            e
+            for e in audit.writes(user, since)
+            if e["objectRef"].get("resource") == "horizontalpodautoscalers" and e["objectRef"].get("namespace") == ns
+        ]
+    )
 
 
 def test_a_refused_child_is_reported_and_waits_for_a_change(cluster, operator, namespace, audit, identity):
@@ -60,12 +97,14 @@ def test_a_refused_child_is_reported_and_waits_for_a_change(cluster, operator, n
         assert refused >= 1
         # Other changes are reconciled, and the refused HPA is not tried again for them.
         topics_ready(cluster, ns, ns, "payments")
-        wait_status(cluster, ns, "payments", lambda f: condition(f, "TopicsReady").get("status") == "True",
-                    "TopicsReady")
+        wait_status(
+            cluster, ns, "payments", lambda f: condition(f, "TopicsReady").get("status") == "True", "TopicsReady"
+        )
         assert hpa_applies(audit, identity.username, ns, since) == refused
     finally:
         cluster.delete(ADMISSION, "ValidatingAdmissionPolicyBinding", None, policy)
         cluster.delete(ADMISSION, "ValidatingAdmissionPolicy", None, policy)
+        wait_for(lambda: not enforced(cluster, ns), 30, "the admission policy to be gone")
     # A change of what the HPA should be: tried again, and applied now the policy is gone.
     edit_spec(cluster, ns, "payments", {"model": {"autoscaling": {"maxReplicas": 4}}})
     fp = wait_status(cluster, ns, "payments", lambda f: f["status"]["phase"] == "Progressing", "Progressing")

@@ -5,10 +5,19 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from datetime import UTC
 
 import pytest
-from helpers import children, create, edit_spec, flink_running, model_pods_ready, pipeline_doc, topics_ready, \
-    wait_status
+from helpers import (
+    children,
+    create,
+    edit_spec,
+    flink_running,
+    model_pods_ready,
+    pipeline_doc,
+    topics_ready,
+    wait_status,
+)
 
 from fp_devtools.bench.operator_harness import describe, wait_for
 
@@ -18,15 +27,16 @@ IDLE_SECONDS = float(os.environ.get("FRAUDPIPE_IDLE_SECONDS", "60"))
 
 def settle(audit, user, quiet: float = 3.0, timeout: float = 60.0) -> int:
     """Wait until the operator has written nothing for `quiet` seconds; returns the audit offset."""
+
     def quiet_now():
         offset = audit.offset()
         events = audit.writes(user, max(0, offset - 2_000_000))
         last = max((e["stageTimestamp"] for e in events), default="")
         if not last:
             return offset
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        age = datetime.now(timezone.utc) - datetime.fromisoformat(last.replace("Z", "+00:00"))
+        age = datetime.now(UTC) - datetime.fromisoformat(last.replace("Z", "+00:00"))
         return offset if age.total_seconds() >= quiet else None
 
     return wait_for(quiet_now, timeout, f"{quiet:.0f} s without operator writes", interval=0.5)
@@ -55,8 +65,11 @@ def test_restart_converges_without_duplicates_or_redundant_writes(cluster, opera
     for name in ("alpha", "beta"):
         assert set(children(cluster, ns, name)) == before[name]
     assert len(children(cluster, ns, "gamma")) == len(before["alpha"])
-    writes = [w for w in describe(audit.writes(identity.username, since))
-              if "/status" not in w and not w.startswith("create events")]
+    writes = [
+        w
+        for w in describe(audit.writes(identity.username, since))
+        if "/status" not in w and not w.startswith("create events")
+    ]
     applies = Counter(w.split(" -> ")[0] for w in writes if w.split()[1] != "fraudpipelines")
     assert all(n == 1 for n in applies.values()), applies  # nothing applied twice
     touched = {a.split()[2].split("/")[1] for a in applies}

@@ -14,10 +14,10 @@ def _feed(chunks):
     statuses = []
     for chunk in chunks:
         conn.buffer += chunk
-        status = conn._complete_response()  # noqa: SLF001
+        status = conn._complete_response()
         while status is not None:
             statuses.append(status)
-            status = conn._complete_response()  # noqa: SLF001
+            status = conn._complete_response()
     return statuses, bytes(conn.buffer)
 
 
@@ -53,15 +53,20 @@ def test_summary_percentiles_and_errors():
 
 
 def test_profile_summary_groups_by_component():
-    raw = "\n".join([
-        "main (/x/lib/python3.11/asyncio/runners.py:1);inplace_predict (/v/lib/python3.11/site-packages/xgboost/core.py:2873) 30",
-        "main (/x/lib/python3.11/asyncio/runners.py:1);model_validate_json (/v/lib/python3.11/site-packages/pydantic/main.py:1) 10",
-        "main (/x/lib/python3.11/asyncio/runners.py:1) 10",
-    ])
+    raw = "\n".join(
+        [
+            "main (/x/lib/python3.11/asyncio/runners.py:1);inplace_predict (/v/lib/python3.11/site-packages/xgboost/core.py:2873) 30",  # noqa: E501
+            "main (/x/lib/python3.11/asyncio/runners.py:1);model_validate_json (/v/lib/python3.11/site-packages/pydantic/main.py:1) 10",  # noqa: E501
+            "main (/x/lib/python3.11/asyncio/runners.py:1) 10",
+        ]
+    )
     out = summarize_raw(raw)
     assert out["samples"] == 50
-    assert out["self_time_pct_by_component"] == {"xgboost": 60.0, "pydantic": 20.0,
-                                                 "stdlib (asyncio, json, inspect...)": 20.0}
+    assert out["self_time_pct_by_component"] == {
+        "xgboost": 60.0,
+        "pydantic": 20.0,
+        "stdlib (asyncio, json, inspect...)": 20.0,
+    }
 
 
 def test_targets_verdicts():

@@ -50,5 +50,7 @@ def check_golden(name: str, docs: list[dict]) -> None:
     if not path.exists():
         pytest.fail(f"{path} is missing: review the output and create it with FRAUDPIPE_UPDATE_GOLDEN=1")
     expected = list(yaml.safe_load_all(path.read_text()))
-    assert docs == expected, (f"children differ from {path.name}; if the change is intended, regenerate with "
-                              f"FRAUDPIPE_UPDATE_GOLDEN=1 and review the diff")
+    assert docs == expected, (
+        f"children differ from {path.name}; if the change is intended, regenerate with "
+        f"FRAUDPIPE_UPDATE_GOLDEN=1 and review the diff"
+    )

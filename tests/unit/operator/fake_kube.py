@@ -28,8 +28,15 @@ def fields_of(obj) -> dict:
 def managed(obj: dict) -> list[dict]:
     body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "status")}
     body["metadata"] = {k: v for k, v in body["metadata"].items() if k not in ("name", "namespace", "managedFields")}
-    return [{"manager": FIELD_MANAGER, "operation": "Apply", "apiVersion": obj["apiVersion"],
-             "fieldsType": "FieldsV1", "fieldsV1": fields_of(body)}]
+    return [
+        {
+            "manager": FIELD_MANAGER,
+            "operation": "Apply",
+            "apiVersion": obj["apiVersion"],
+            "fieldsType": "FieldsV1",
+            "fieldsV1": fields_of(body),
+        }
+    ]
 
 
 def _merge(into: dict, patch: dict) -> dict:

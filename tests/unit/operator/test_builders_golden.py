@@ -23,5 +23,7 @@ def test_suspended_pipeline_children():
 def test_old_strimzi_without_monitoring_crds():
     # Strimzi <= 0.48 serves only v1beta2; no Prometheus Operator installed.
     caps = Capabilities().at("KafkaTopic", "v1beta2").at("KafkaBridge", "v1beta2").without(*MONITORING_KINDS)
-    check_golden("full-v1beta2-no-monitoring-crds",
-                 build_children(example("full"), caps, BuildOptions(flink_job_cluster_role="flink-job")))
+    check_golden(
+        "full-v1beta2-no-monitoring-crds",
+        build_children(example("full"), caps, BuildOptions(flink_job_cluster_role="flink-job")),
+    )

@@ -49,8 +49,16 @@ def test_owner_references_only_in_the_pipeline_namespace_and_never_on_topics(chi
             assert obj["metadata"]["namespace"] == p.kafka_namespace
         else:
             assert obj["metadata"]["namespace"] == p.namespace
-            assert refs == [{"apiVersion": "frauddetect.dev/v1alpha1", "kind": "FraudPipeline", "name": p.name,
-                             "uid": UID, "controller": True, "blockOwnerDeletion": True}]
+            assert refs == [
+                {
+                    "apiVersion": "frauddetect.dev/v1alpha1",
+                    "kind": "FraudPipeline",
+                    "name": p.name,
+                    "uid": UID,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ]
 
 
 def test_hpa_keeps_control_of_replicas_unless_suspended(children):
@@ -70,10 +78,15 @@ def test_children_names_are_unique_per_kind_and_namespace(children):
 def test_model_pods_are_restricted_and_probed(children):
     _, objs = children
     pod = next(o for o in objs if o["kind"] == "Deployment")["spec"]["template"]["spec"]
-    assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert (
+        pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    )
     c = pod["containers"][0]
-    assert c["securityContext"] == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                                    "runAsNonRoot": True}
+    assert c["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+    }
     assert c["livenessProbe"]["httpGet"]["path"] == "/livez" and c["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert c["ports"] == [{"name": "http", "containerPort": 3000, "protocol": "TCP"}]
 
@@ -97,13 +110,14 @@ def test_nothing_for_apis_the_cluster_does_not_serve():
     assert kinds == {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap"}
 
 
-
 def test_builders_write_each_kind_at_the_registrys_version():
     from fp_operator.kinds import CHILD_KINDS
 
     p = example("full", stream__serviceAccount=None)
-    for caps, strimzi in ((Capabilities(), "v1"), (Capabilities().at("KafkaTopic", "v1beta2").at("KafkaBridge", "v1beta2"),
-                                                  "v1beta2")):
+    for caps, strimzi in (
+        (Capabilities(), "v1"),
+        (Capabilities().at("KafkaTopic", "v1beta2").at("KafkaBridge", "v1beta2"), "v1beta2"),
+    ):
         for obj in build_children(p, caps):
             kind = CHILD_KINDS[obj["kind"]]
             version = strimzi if kind.group == "kafka.strimzi.io" else kind.versions[0]

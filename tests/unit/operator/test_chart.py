@@ -38,8 +38,9 @@ def test_chart_lints_strictly():
 
 
 def test_values_schema_refuses_unknown_keys():
-    r = subprocess.run([_helm(), "template", "fp", str(CHART), "--set", "operator.wrokers=2"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [_helm(), "template", "fp", str(CHART), "--set", "operator.wrokers=2"], capture_output=True, text=True
+    )
     assert r.returncode != 0 and "wrokers" in r.stderr
 
 
@@ -54,8 +55,9 @@ def test_crd_copy_and_operator_deployment():
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     env = {e["name"]: e.get("value") for e in c["env"]}
     assert env["FRAUDPIPE_FLINK_JOB_CLUSTER_ROLE"] == "fp-fraudpipeline-flink-job"
-    assert (CHART / "crds" / "fraudpipelines.frauddetect.dev.yaml").read_text() == \
-        (REPO / "crds" / "fraudpipelines.frauddetect.dev.yaml").read_text()
+    assert (CHART / "crds" / "fraudpipelines.frauddetect.dev.yaml").read_text() == (
+        REPO / "crds" / "fraudpipelines.frauddetect.dev.yaml"
+    ).read_text()
 
 
 def _grants(role: dict) -> dict[tuple[str, str], set[str]]:
@@ -78,18 +80,32 @@ def test_cluster_role_covers_exactly_the_kinds_the_operator_writes():
     for k in CHILDREN:  # server-side apply needs create and patch; prune needs delete
         assert grants.get((k.group, k.plural)) == {"get", "list", "watch", "create", "patch", "delete"}, k.kind
     children = {(k.group, k.plural) for k in CHILDREN}
-    framework = {("apiextensions.k8s.io", "customresourcedefinitions"), ("", "namespaces"),
-                 (PIPELINE.group, f"{PIPELINE.plural}/finalizers"), ("rbac.authorization.k8s.io", "clusterroles")}
-    assert set(grants) == children | framework | {(EVENT.group, EVENT.plural), (PIPELINE.group, PIPELINE.plural),
-                                                  (PIPELINE.group, f"{PIPELINE.plural}/status")}
+    framework = {
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
+        ("", "namespaces"),
+        (PIPELINE.group, f"{PIPELINE.plural}/finalizers"),
+        ("rbac.authorization.k8s.io", "clusterroles"),
+    }
+    assert set(grants) == children | framework | {
+        (EVENT.group, EVENT.plural),
+        (PIPELINE.group, PIPELINE.plural),
+        (PIPELINE.group, f"{PIPELINE.plural}/status"),
+    }
     bind = [r for r in role["rules"] if "bind" in r["verbs"]]
-    assert bind == [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["clusterroles"], "verbs": ["bind"],
-                     "resourceNames": ["fp-fraudpipeline-flink-job"]}]
+    assert bind == [
+        {
+            "apiGroups": ["rbac.authorization.k8s.io"],
+            "resources": ["clusterroles"],
+            "verbs": ["bind"],
+            "resourceNames": ["fp-fraudpipeline-flink-job"],
+        }
+    ]
 
 
 def test_several_replicas_need_leader_election():
-    r = subprocess.run([_helm(), "template", "fp", str(CHART), "--set", "operator.replicas=2"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [_helm(), "template", "fp", str(CHART), "--set", "operator.replicas=2"], capture_output=True, text=True
+    )
     assert r.returncode != 0 and "leaderElection" in r.stderr
     docs = render("operator.replicas=2", "operator.leaderElection.enabled=true")
     dep = next(d for d in docs if d["kind"] == "Deployment")

@@ -9,37 +9,84 @@ from fp_operator.diff import needs_apply, stamp, unowned
 from fp_operator.labels import APPLIED_HASH, FIELD_MANAGER
 
 DESIRED = {
-    "apiVersion": "apps/v1", "kind": "Deployment",
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
     "metadata": {"name": "m", "namespace": "ns", "labels": {"a": "1"}},
-    "spec": {"template": {"spec": {"containers": [{
-        "name": "model", "image": "img:1", "args": ["--x", "1"],
-        "ports": [{"name": "http", "containerPort": 3000, "protocol": "TCP"}],
-        "env": [{"name": "X", "value": "1"}],
-        "resources": {"requests": {"cpu": "0.5", "memory": "1024Mi"}},
-        "securityContext": {"capabilities": {"drop": ["ALL"]}}}]}}},
+    "spec": {
+        "template": {
+            "spec": {
+                "containers": [
+                    {
+                        "name": "model",
+                        "image": "img:1",
+                        "args": ["--x", "1"],
+                        "ports": [{"name": "http", "containerPort": 3000, "protocol": "TCP"}],
+                        "env": [{"name": "X", "value": "1"}],
+                        "resources": {"requests": {"cpu": "0.5", "memory": "1024Mi"}},
+                        "securityContext": {"capabilities": {"drop": ["ALL"]}},
+                    }
+                ]
+            }
+        }
+    },
 }
 
 # What kube-apiserver records for an apply of DESIRED (stamped) by our manager.
 OURS = {
     "f:metadata": {"f:annotations": {f"f:{APPLIED_HASH}": {}}, "f:labels": {"f:a": {}}},
-    "f:spec": {"f:template": {"f:spec": {"f:containers": {'k:{"name":"model"}': {
-        ".": {}, "f:name": {}, "f:image": {}, "f:args": {},
-        "f:ports": {'k:{"containerPort":3000,"protocol":"TCP"}': {".": {}, "f:name": {}, "f:containerPort": {},
-                                                                  "f:protocol": {}}},
-        "f:env": {'k:{"name":"X"}': {".": {}, "f:name": {}, "f:value": {}}},
-        "f:resources": {"f:requests": {"f:cpu": {}, "f:memory": {}}},
-        "f:securityContext": {"f:capabilities": {"f:drop": {}}}}}}}},
+    "f:spec": {
+        "f:template": {
+            "f:spec": {
+                "f:containers": {
+                    'k:{"name":"model"}': {
+                        ".": {},
+                        "f:name": {},
+                        "f:image": {},
+                        "f:args": {},
+                        "f:ports": {
+                            'k:{"containerPort":3000,"protocol":"TCP"}': {
+                                ".": {},
+                                "f:name": {},
+                                "f:containerPort": {},
+                                "f:protocol": {},
+                            }
+                        },
+                        "f:env": {'k:{"name":"X"}': {".": {}, "f:name": {}, "f:value": {}}},
+                        "f:resources": {"f:requests": {"f:cpu": {}, "f:memory": {}}},
+                        "f:securityContext": {"f:capabilities": {"f:drop": {}}},
+                    }
+                }
+            }
+        }
+    },
 }
 
 
 def live_from(desired: dict, fields: dict | None = None) -> dict:
     """What the API server returns: defaults added, quantities canonical, other managers' entries."""
     live = copy.deepcopy(stamp(desired))
-    live["metadata"].update({"uid": "u", "resourceVersion": "7", "generation": 1, "managedFields": [
-        {"manager": FIELD_MANAGER, "operation": "Apply", "apiVersion": "apps/v1", "fieldsType": "FieldsV1",
-         "fieldsV1": copy.deepcopy(OURS if fields is None else fields)},
-        {"manager": "kube-controller-manager", "operation": "Update", "subresource": "status",
-         "fieldsV1": {"f:status": {"f:replicas": {}}}}]})
+    live["metadata"].update(
+        {
+            "uid": "u",
+            "resourceVersion": "7",
+            "generation": 1,
+            "managedFields": [
+                {
+                    "manager": FIELD_MANAGER,
+                    "operation": "Apply",
+                    "apiVersion": "apps/v1",
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": copy.deepcopy(OURS if fields is None else fields),
+                },
+                {
+                    "manager": "kube-controller-manager",
+                    "operation": "Update",
+                    "subresource": "status",
+                    "fieldsV1": {"f:status": {"f:replicas": {}}},
+                },
+            ],
+        }
+    )
     c = live["spec"]["template"]["spec"]["containers"][0]
     c.update({"imagePullPolicy": "IfNotPresent", "terminationMessagePath": "/dev/termination-log"})
     c["resources"]["requests"] = {"cpu": "500m", "memory": "1Gi"}
@@ -72,7 +119,9 @@ def test_removed_list_item_and_label_are_drift():
     del fields["f:spec"]["f:template"]["f:spec"]["f:containers"]['k:{"name":"model"}']["f:env"]
     del fields["f:metadata"]["f:labels"]
     assert needs_apply(stamp(DESIRED), live_from(DESIRED, fields)) == [
-        ".metadata.labels", ".spec.template.spec.containers[0].env"]
+        ".metadata.labels",
+        ".spec.template.spec.containers[0].env",
+    ]
 
 
 def test_atomic_lists_maps_and_sets_are_read_from_the_entry():
@@ -81,7 +130,8 @@ def test_atomic_lists_maps_and_sets_are_read_from_the_entry():
     owner = {"uid": "u", "kind": "FraudPipeline", "controller": True}
     assert unowned({"ownerReferences": [owner]}, {"f:ownerReferences": {'k:{"uid":"u"}': {}}}) == []
     assert unowned({"ownerReferences": [owner]}, {"f:ownerReferences": {'k:{"uid":"v"}': {}}}) == [
-        ".ownerReferences[0]"]
+        ".ownerReferences[0]"
+    ]
     assert unowned({"finalizers": ["x", "y"]}, {"f:finalizers": {'v:"x"': {}}}) == [".finalizers[1]"]
 
 

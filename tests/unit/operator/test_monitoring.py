@@ -52,5 +52,7 @@ def test_dashboard_queries_pass_promtool(tmp_path):
     (dashboard,) = [json.loads(v) for v in cm["data"].values()]
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     assert exprs and all(p["datasource"]["uid"] == "${datasource}" for p in dashboard["panels"])
-    check_rules(tmp_path, [{"name": "dashboard", "rules": [{"record": f"dashboard:q{i}", "expr": e}
-                                                           for i, e in enumerate(exprs)]}])
+    check_rules(
+        tmp_path,
+        [{"name": "dashboard", "rules": [{"record": f"dashboard:q{i}", "expr": e} for i, e in enumerate(exprs)]}],
+    )

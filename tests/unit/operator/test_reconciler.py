@@ -106,8 +106,10 @@ def test_removed_scores_topic_is_released_before_deletion(world):
     kube.calls.clear()
     rec.reconcile(KEY)
     topic_calls = [c for c in kube.calls if c[1] == "KafkaTopic"]
-    assert topic_calls == [("patch", "KafkaTopic", "fraud.payments.scores"),
-                           ("delete", "KafkaTopic", "fraud.payments.scores")]
+    assert topic_calls == [
+        ("patch", "KafkaTopic", "fraud.payments.scores"),
+        ("delete", "KafkaTopic", "fraud.payments.scores"),
+    ]
 
 
 def test_suspend_scales_to_zero_and_resume_drops_replicas(world):
@@ -204,4 +206,3 @@ def test_status_lasttransitiontime_moves_only_on_change(world):
     rec.reconcile(KEY)
     assert cond(kube, "TopicsReady")["lastTransitionTime"] == "2026-02-02T00:00:00Z" != first
     assert cond(kube, "MonitoringReady")["lastTransitionTime"] == "2026-01-01T00:00:00Z"
-

@@ -6,8 +6,8 @@ import pytest
 import yaml
 from spec_cases import REPO, apply_case, invalid_cases, minimal_doc
 
-from fraudpipeline.spec import FraudPipelineSpec, SpecError, load_pipeline, parse_pipeline
 from fp_operator.crd import build_crd, crd_targets, render_crd
+from fraudpipeline.spec import FraudPipelineSpec, SpecError, load_pipeline, parse_pipeline
 
 
 @pytest.mark.parametrize("case", invalid_cases(), ids=lambda c: c["id"])
@@ -26,8 +26,12 @@ def test_examples_are_valid(path):
 def test_defaults_of_a_minimal_pipeline():
     p = load_pipeline(REPO / "examples" / "minimal.yaml")
     s = p.spec
-    assert (s.kafka.deletion_policy, s.stream.flink_version, s.stream.upgrade_mode, s.stream.scoring.mode) == \
-        ("Retain", "v2_2", "savepoint", "embedded")
+    assert (s.kafka.deletion_policy, s.stream.flink_version, s.stream.upgrade_mode, s.stream.scoring.mode) == (
+        "Retain",
+        "v2_2",
+        "savepoint",
+        "embedded",
+    )
     assert (s.model.autoscaling.min_replicas, s.model.autoscaling.max_replicas) == (1, 3)
     assert p.topic_name("deadLetter") == "fraud.payments.dead-letter"
     assert p.bootstrap_servers == "main-kafka-bootstrap.fraud.svc:9092"

@@ -28,22 +28,29 @@ def test_topic_ready_only_for_the_current_generation():
 
 
 def flink(lifecycle, job, jm="READY", error=None, generation=1, observed=1):
-    st = {"lifecycleState": lifecycle, "jobStatus": {"state": job}, "jobManagerDeploymentStatus": jm,
-          "observedGeneration": observed}
+    st = {
+        "lifecycleState": lifecycle,
+        "jobStatus": {"state": job},
+        "jobManagerDeploymentStatus": jm,
+        "observedGeneration": observed,
+    }
     if error:
         st["error"] = error
     return {"metadata": {"generation": generation}, "spec": {"job": {"parallelism": 2}}, "status": st}
 
 
-@pytest.mark.parametrize("live,status,reason", [
-    (flink("STABLE", "RUNNING"), "True", "JobRunning"),
-    (flink("DEPLOYED", "RUNNING"), "True", "JobRunning"),
-    (flink("DEPLOYED", "RECONCILING"), "False", "JobStarting"),
-    (flink("STABLE", "RUNNING", jm="DEPLOYING"), "False", "JobStarting"),
-    (flink("STABLE", "RUNNING", generation=2), "False", "JobStarting"),
-    (flink("FAILED", "FAILED", error="ClassNotFound"), "False", "JobFailed"),
-    (flink("ROLLED_BACK", "RUNNING"), "False", "JobFailed"),
-])
+@pytest.mark.parametrize(
+    "live,status,reason",
+    [
+        (flink("STABLE", "RUNNING"), "True", "JobRunning"),
+        (flink("DEPLOYED", "RUNNING"), "True", "JobRunning"),
+        (flink("DEPLOYED", "RECONCILING"), "False", "JobStarting"),
+        (flink("STABLE", "RUNNING", jm="DEPLOYING"), "False", "JobStarting"),
+        (flink("STABLE", "RUNNING", generation=2), "False", "JobStarting"),
+        (flink("FAILED", "FAILED", error="ClassNotFound"), "False", "JobFailed"),
+        (flink("ROLLED_BACK", "RUNNING"), "False", "JobFailed"),
+    ],
+)
 def test_stream_readiness(live, status, reason):
     p = example("minimal")
     obs = Observation(desired=[], live={("FlinkDeployment", "fraud", "payments-stream"): live}, caps=Capabilities())
@@ -52,17 +59,28 @@ def test_stream_readiness(live, status, reason):
 
 
 def deployment(replicas=1, updated=1, available=1, ready=1, total=1, generation=1, observed=1):
-    return {"metadata": {"generation": generation}, "spec": {"replicas": replicas, "template": {}},
-            "status": {"observedGeneration": observed, "replicas": total, "updatedReplicas": updated,
-                       "availableReplicas": available, "readyReplicas": ready}}
+    return {
+        "metadata": {"generation": generation},
+        "spec": {"replicas": replicas, "template": {}},
+        "status": {
+            "observedGeneration": observed,
+            "replicas": total,
+            "updatedReplicas": updated,
+            "availableReplicas": available,
+            "readyReplicas": ready,
+        },
+    }
 
 
-@pytest.mark.parametrize("live,status", [
-    (deployment(), "True"),
-    (deployment(available=0, ready=0), "False"),
-    (deployment(replicas=2, updated=1, total=2), "False"),  # rollout of a new model tag in progress
-    (deployment(generation=2), "False"),
-])
+@pytest.mark.parametrize(
+    "live,status",
+    [
+        (deployment(), "True"),
+        (deployment(available=0, ready=0), "False"),
+        (deployment(replicas=2, updated=1, total=2), "False"),  # rollout of a new model tag in progress
+        (deployment(generation=2), "False"),
+    ],
+)
 def test_model_readiness(live, status):
     p = example("minimal")
     obs = Observation(desired=[], live={("Deployment", "fraud", "payments-model"): live}, caps=Capabilities())
@@ -72,8 +90,11 @@ def test_model_readiness(live, status):
 def test_all_ready_makes_the_pipeline_ready_and_crd_missing_degrades_it():
     p = example("minimal")
     desired = build_children(p, Capabilities())
-    live = {("KafkaTopic", d["metadata"]["namespace"], d["metadata"]["name"]): topic()
-            for d in desired if d["kind"] == "KafkaTopic"}
+    live = {
+        ("KafkaTopic", d["metadata"]["namespace"], d["metadata"]["name"]): topic()
+        for d in desired
+        if d["kind"] == "KafkaTopic"
+    }
     live[("FlinkDeployment", "fraud", "payments-stream")] = flink("STABLE", "RUNNING")
     live[("Deployment", "fraud", "payments-model")] = deployment()
     s = compute_status(p, Observation(desired, live, Capabilities()), None, NOW)

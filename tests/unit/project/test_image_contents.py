@@ -19,9 +19,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 PROJECT = ("fraudpipeline", "fp_operator", "fp_serving", "fp_flink", "fp_devtools")
 # Module names that are never product code.
-NOT_PRODUCT = re.compile(r"(^fp_devtools|^fraudpipeline\.dev)(\.|$)"
-                         r"|(^|\.)(tests?|conftest|test_\w+|\w+_test|bench\w*|benchmark\w*|\w*harness\w*|loadgen"
-                         r"|synthetic_model)(\.|$)")
+NOT_PRODUCT = re.compile(
+    r"(^fp_devtools|^fraudpipeline\.dev)(\.|$)"
+    r"|(^|\.)(tests?|conftest|test_\w+|\w+_test|bench\w*|benchmark\w*|\w*harness\w*|loadgen"
+    r"|synthetic_model)(\.|$)"
+)
 
 
 # Non-product modules that are on their way out of a product package; delete an entry once it has
@@ -117,6 +119,7 @@ def image_modules(dockerfile: Path) -> set[str]:
 
 # ------------------------------------------------------------------------------------ import graph
 
+
 def repo_module_file(name: str) -> Path | None:
     """The repository file of a project module (a package's __init__.py)."""
     for where in _package_roots():
@@ -173,6 +176,7 @@ def import_closure(entry: str) -> set[str]:
 
 # ------------------------------------------------------------------------------------------ images
 
+
 def _entry_operator(dockerfile: Path) -> list[str]:
     args = next(a for w, a in instructions(dockerfile) if w == "ENTRYPOINT")
     argv = [str(x) for x in ast.literal_eval(args)]
@@ -201,8 +205,9 @@ IMAGES = {"operator": _entry_operator, "serving": _entry_serving, "flink": _entr
 def test_image_holds_no_test_benchmark_or_dev_server_module(image):
     modules = image_modules(ROOT / image / "Dockerfile")
     assert modules, f"{image}: no project module found in the image"
-    assert not sorted(m for m in modules if NOT_PRODUCT.search(m) and m not in ON_THEIR_WAY_OUT), \
+    assert not sorted(m for m in modules if NOT_PRODUCT.search(m) and m not in ON_THEIR_WAY_OUT), (
         f"{image} ships non-product modules"
+    )
 
 
 @pytest.mark.parametrize("image", sorted(IMAGES))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,14 +17,12 @@ def command(
     duration: Annotated[
         float, typer.Option(min=1.0, max=60.0, help="Seconds of load per scenario (5 scenarios).")
     ] = 8.0,
-    workers: Annotated[
-        int, typer.Option(min=1, max=8, help="Service worker processes (FRAUDPIPE_WORKERS).")
-    ] = 1,
+    workers: Annotated[int, typer.Option(min=1, max=8, help="Service worker processes (FRAUDPIPE_WORKERS).")] = 1,
     connections: Annotated[
         int, typer.Option(min=1, max=256, help="Connections for the flat-out single-row runs.")
     ] = 16,
     model_tag: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="Serve this model from $BENTOML_HOME (default: a synthetic stand-in)."),
     ] = None,
     profile: Annotated[
@@ -44,8 +42,14 @@ def command(
 
     with err.status("benchmarking the scoring service", spinner="dots"):
         try:
-            result = run(duration=duration, workers=workers, connections=connections,
-                         model_tag=model_tag, profile=profile, say=say)
+            result = run(
+                duration=duration,
+                workers=workers,
+                connections=connections,
+                model_tag=model_tag,
+                profile=profile,
+                say=say,
+            )
         except RuntimeError as exc:
             err.print(f"[red]bench serving failed:[/red] {exc}")
             raise typer.Exit(1) from None
@@ -63,9 +67,15 @@ def _print_table(result: dict) -> None:
     for col in ("scenario", "rows/s", "p50 ms", "p95 ms", "p99 ms", "errors", "server cores"):
         table.add_column(col, justify="right" if col != "scenario" else "left")
     for r in result["results"]:
-        table.add_row(r["name"], f"{r['rows_per_s']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p95_ms']:.2f}",
-                      f"{r['p99_ms']:.2f}", str(sum(r["errors"].values()) if r["errors"] else 0),
-                      str(r["cpu"]["server_cores"]))
+        table.add_row(
+            r["name"],
+            f"{r['rows_per_s']:,.0f}",
+            f"{r['p50_ms']:.2f}",
+            f"{r['p95_ms']:.2f}",
+            f"{r['p99_ms']:.2f}",
+            str(sum(r["errors"].values()) if r["errors"] else 0),
+            str(r["cpu"]["server_cores"]),
+        )
     console = Console()
     console.print(table)
     for name, t in result["targets"].items():

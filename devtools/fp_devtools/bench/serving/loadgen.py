@@ -165,8 +165,9 @@ async def run_open_loop(host: str, port: int, payload: bytes, rate: float, durat
     return rec, now() - t0
 
 
-async def run_closed_loop(host: str, port: int, payload: bytes, connections: int, duration: float) -> tuple[Recorder, float]:
-    loop = asyncio.get_running_loop()
+async def run_closed_loop(
+    host: str, port: int, payload: bytes, connections: int, duration: float
+) -> tuple[Recorder, float]:
     rec = Recorder()
     conns = [await _connect(host, port) for _ in range(connections)]
     t0 = now()
@@ -227,9 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             rec, elapsed = runner.run(run_open_loop(host, port, payload, args.rate, args.duration))
             mode = {"mode": "open_loop", "target_rate": args.rate}
         else:
-            rec, elapsed = runner.run(
-                run_closed_loop(host, port, payload, args.connections, args.duration)
-            )
+            rec, elapsed = runner.run(run_closed_loop(host, port, payload, args.connections, args.duration))
             mode = {"mode": "closed_loop", "connections": args.connections}
     result = {
         **mode,

@@ -37,8 +37,8 @@ class ServerProcess:
         self.name, self.cmd, self.env, self.log_path = name, cmd, env, log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> "ServerProcess":
-        log = open(self.log_path, "wb")  # noqa: SIM115  (closed in stop())
+    def start(self) -> ServerProcess:
+        log = open(self.log_path, "wb")
         self._log = log
         self.proc = subprocess.Popen(
             self.cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -118,7 +118,7 @@ class ServerProcess:
             self.proc.wait(5)
         self._log.close()
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

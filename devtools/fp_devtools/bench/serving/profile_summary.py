@@ -27,9 +27,7 @@ _FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>.*?)(?::\d+)?\)$")
 
 def _category(frame: str) -> str:
     for name, needles in CATEGORIES:
-        if any(n in frame for n in needles) and not (
-            name.startswith("stdlib") and "site-packages" in frame
-        ):
+        if any(n in frame for n in needles) and not (name.startswith("stdlib") and "site-packages" in frame):
             return name
     return "other packages" if "site-packages" in frame else "other"
 

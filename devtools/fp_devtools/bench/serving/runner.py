@@ -14,9 +14,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
@@ -95,8 +96,12 @@ def _scrape(url: str) -> dict[str, float]:
     """The few metric sums the report uses, from the service's /metrics."""
     import urllib.request
 
-    wanted = ("fraudpipe_serving_gc_pause_seconds_sum", "fraudpipe_serving_gc_pause_seconds_count",
-              "fraudpipe_serving_predict_batch_rows_sum", "fraudpipe_serving_predict_batch_rows_count")
+    wanted = (
+        "fraudpipe_serving_gc_pause_seconds_sum",
+        "fraudpipe_serving_gc_pause_seconds_count",
+        "fraudpipe_serving_predict_batch_rows_sum",
+        "fraudpipe_serving_predict_batch_rows_count",
+    )
     out: dict[str, float] = {}
     try:
         text = urllib.request.urlopen(url, timeout=5).read().decode()
@@ -138,9 +143,24 @@ class Profiler:
             return None
         out = self.workdir / f"profile-{name.replace('@', '-')}.txt"
         proc = subprocess.Popen(
-            [self.exe, "record", "-p", str(pid), "-d", str(max(1, int(duration))), "-r", "200",
-             "-f", "raw", "--full-filenames", "-o", str(out), "--nonblocking"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                self.exe,
+                "record",
+                "-p",
+                str(pid),
+                "-d",
+                str(max(1, int(duration))),
+                "-r",
+                "200",
+                "-f",
+                "raw",
+                "--full-filenames",
+                "-o",
+                str(out),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         return proc, out
 
@@ -162,9 +182,19 @@ class Profiler:
 
 
 def _run_loadgen(url: str, body: Path, sc: Scenario, duration: float) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "fp_devtools.bench.serving.loadgen", "--url", url,
-           "--body-file", str(body), "--duration", str(duration),
-           "--rows-per-request", str(BATCH_ROWS if sc.body == "batch" else 1)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fp_devtools.bench.serving.loadgen",
+        "--url",
+        url,
+        "--body-file",
+        str(body),
+        "--duration",
+        str(duration),
+        "--rows-per-request",
+        str(BATCH_ROWS if sc.body == "batch" else 1),
+    ]
     cmd += ["--rate", str(sc.rate)] if sc.rate else ["--connections", str(sc.connections)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
     if done.returncode != 0:
@@ -172,8 +202,15 @@ def _run_loadgen(url: str, body: Path, sc: Scenario, duration: float) -> dict[st
     return json.loads(done.stdout)
 
 
-def _measure(server: ServerProcess, base_url: str, sc: Scenario, bodies: dict[str, Path],
-             duration: float, profiler: Profiler | None, metrics_url: str | None) -> dict[str, Any]:
+def _measure(
+    server: ServerProcess,
+    base_url: str,
+    sc: Scenario,
+    bodies: dict[str, Path],
+    duration: float,
+    profiler: Profiler | None,
+    metrics_url: str | None,
+) -> dict[str, Any]:
     before_metrics = _scrape(metrics_url) if metrics_url else {}
     cpu0, busy0, t0 = server.cpu_seconds(), processes.system_busy_seconds(), time.monotonic()
     handle = None
@@ -198,8 +235,11 @@ def _measure(server: ServerProcess, base_url: str, sc: Scenario, bodies: dict[st
         "rows_per_request": BATCH_ROWS if sc.body == "batch" else 1,
         "requests": load["requests"],
         "errors": load["errors"],
-        "load": ({"mode": "open_loop", "rate_per_s": sc.rate} if sc.rate
-                 else {"mode": "closed_loop", "connections": sc.connections}),
+        "load": (
+            {"mode": "open_loop", "rate_per_s": sc.rate}
+            if sc.rate
+            else {"mode": "closed_loop", "connections": sc.connections}
+        ),
         "duration_s": load["elapsed_s"],
         "cpu": {
             "server_ms_per_request": round(server_cpu / ok * 1000, 3),
@@ -232,16 +272,29 @@ def targets(results: list[dict[str, Any]]) -> dict[str, Any]:
         out["single@500 p99 <= 10 ms"] = {"value_ms": p99, "met": p99 <= TARGETS["single_p99_ms_at_500"]}
     batch = by.get(f"batch{BATCH_ROWS}@max")
     if batch:
-        out["batch >= 100,000 rows/s"] = {"value": batch["rows_per_s"], "met": batch["rows_per_s"] >= TARGETS["batch_rows_per_s"]}
+        out["batch >= 100,000 rows/s"] = {
+            "value": batch["rows_per_s"],
+            "met": batch["rows_per_s"] >= TARGETS["batch_rows_per_s"],
+        }
         base = by.get("baseline-single@max")
         if base and base["rows_per_s"]:
             ratio = batch["rows_per_s"] / base["rows_per_s"]
-            out["batch256@max >= 5x baseline-single@max"] = {"value_x": round(ratio, 1), "met": ratio >= TARGETS["batch_over_baseline"]}
+            out["batch256@max >= 5x baseline-single@max"] = {
+                "value_x": round(ratio, 1),
+                "met": ratio >= TARGETS["batch_over_baseline"],
+            }
     return out
 
 
-def run(*, duration: float = 8.0, workers: int = 1, connections: int = 16,
-        model_tag: str | None = None, profile: bool = False, say: Say = print) -> dict[str, Any]:
+def run(
+    *,
+    duration: float = 8.0,
+    workers: int = 1,
+    connections: int = 16,
+    model_tag: str | None = None,
+    profile: bool = False,
+    say: Say = print,
+) -> dict[str, Any]:
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="fp-bench-serving-"))
     try:
@@ -250,8 +303,16 @@ def run(*, duration: float = 8.0, workers: int = 1, connections: int = 16,
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run(workdir: Path, duration: float, workers: int, connections: int, model_tag: str | None,
-         profile: bool, say: Say, started: float) -> dict[str, Any]:
+def _run(
+    workdir: Path,
+    duration: float,
+    workers: int,
+    connections: int,
+    model_tag: str | None,
+    profile: bool,
+    say: Say,
+    started: float,
+) -> dict[str, Any]:
     machine = machine_info()
     tag, home, synthetic = _prepare_model(model_tag, workdir, say)
 
@@ -266,8 +327,13 @@ def _run(workdir: Path, duration: float, workers: int, connections: int, model_t
     model_file = workdir / "model.ubj"
     scorer.booster.save_model(str(model_file))
 
-    env = {**os.environ, "BENTOML_HOME": home, "BENTOML_DO_NOT_TRACK": "true",
-           "FRAUDPIPE_MODEL_TAG": tag, "FRAUDPIPE_WORKERS": str(workers)}
+    env = {
+        **os.environ,
+        "BENTOML_HOME": home,
+        "BENTOML_DO_NOT_TRACK": "true",
+        "FRAUDPIPE_MODEL_TAG": tag,
+        "FRAUDPIPE_WORKERS": str(workers),
+    }
     env.pop("FRAUDPIPE_THRESHOLD", None)
     port, base_port = processes.free_port(), processes.free_port()
     service_url, baseline_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{base_port}"
@@ -276,9 +342,12 @@ def _run(workdir: Path, duration: float, workers: int, connections: int, model_t
     results: list[dict[str, Any]] = []
 
     say(f"starting the service: bentoml serve {SERVICE} ({workers} worker(s)) on {service_url}")
-    with ServerProcess("bentoml serve", [sys.executable, "-m", "bentoml", "serve", SERVICE,
-                                         "--host", "127.0.0.1", "--port", str(port)],
-                       env, workdir / "service.log") as server:
+    with ServerProcess(
+        "bentoml serve",
+        [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        workdir / "service.log",
+    ) as server:
         ready_s = server.wait_ready(service_url + "/readyz")
         say(f"service ready in {ready_s:.1f} s; warming up")
         _warm_up(service_url, service_scs, bodies, 2.0)
@@ -288,11 +357,27 @@ def _run(workdir: Path, duration: float, workers: int, connections: int, model_t
             say(_line(results[-1]))
 
     say(f"starting the seed-style baseline (FastAPI + XGBoost, uvicorn) on {baseline_url}")
-    base_env = {**env, "FRAUDPIPE_BASELINE_MODEL": str(model_file),
-                "FRAUDPIPE_BASELINE_THRESHOLD": str(scorer.threshold)}
-    with ServerProcess("baseline", [sys.executable, "-m", "uvicorn", "fp_devtools.bench.serving.baseline_app:app",
-                                    "--host", "127.0.0.1", "--port", str(base_port), "--no-access-log"],
-                       base_env, workdir / "baseline.log") as baseline:
+    base_env = {
+        **env,
+        "FRAUDPIPE_BASELINE_MODEL": str(model_file),
+        "FRAUDPIPE_BASELINE_THRESHOLD": str(scorer.threshold),
+    }
+    with ServerProcess(
+        "baseline",
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "fp_devtools.bench.serving.baseline_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(base_port),
+            "--no-access-log",
+        ],
+        base_env,
+        workdir / "baseline.log",
+    ) as baseline:
         baseline.wait_ready(baseline_url + "/health")
         _warm_up(baseline_url, baseline_scs, bodies, 2.0)
         for sc in baseline_scs:
@@ -301,8 +386,9 @@ def _run(workdir: Path, duration: float, workers: int, connections: int, model_t
             say(_line(results[-1]))
 
     machine["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    machine["note"] = ("shared machine: CPU used by other processes during each scenario is in "
-                       "results[].cpu.everything_else_cores")
+    machine["note"] = (
+        "shared machine: CPU used by other processes during each scenario is in results[].cpu.everything_else_cores"
+    )
     for row in results:
         if row["name"].startswith("baseline"):
             continue
@@ -311,23 +397,35 @@ def _run(workdir: Path, duration: float, workers: int, connections: int, model_t
         # Server CPU per request = scoring stages (measured in process) + everything HTTP.
         row["cpu"]["scoring_stages_us_per_request"] = stages_us
         row["cpu"]["http_stack_us_per_request"] = round(server_us - stages_us, 1)
-    busy = [f"{r['name']} ({r['cpu']['everything_else_cores']} cores)" for r in results
-            if r["cpu"]["everything_else_cores"] > 0.5]
-    warnings = ([f"other processes took over half a core during: {', '.join(busy)}; the servers "
-                 "and the load generator shared what was left, so those figures understate them"]
-                if busy else [])
+    busy = [
+        f"{r['name']} ({r['cpu']['everything_else_cores']} cores)"
+        for r in results
+        if r["cpu"]["everything_else_cores"] > 0.5
+    ]
+    warnings = (
+        [
+            f"other processes took over half a core during: {', '.join(busy)}; the servers "
+            "and the load generator shared what was left, so those figures understate them"
+        ]
+        if busy
+        else []
+    )
     return {
         "benchmark": "serving",
         "warnings": warnings,
         "machine": machine,
-        "model": {"tag": tag, "synthetic": synthetic, "trees": scorer.booster.num_boosted_rounds(),
-                  "threshold": scorer.threshold},
+        "model": {
+            "tag": tag,
+            "synthetic": synthetic,
+            "trees": scorer.booster.num_boosted_rounds(),
+            "threshold": scorer.threshold,
+        },
         "config": {
             "service": f"bentoml serve {SERVICE}, FRAUDPIPE_WORKERS={workers}",
             "baseline": "uvicorn fp_devtools.bench.serving.baseline_app:app (1 process, sync FastAPI "
-                        "handler, DMatrix per call, default XGBoost threads, no access log)",
+            "handler, DMatrix per call, default XGBoost threads, no access log)",
             "load_generator": "python -m fp_devtools.bench.serving.loadgen (separate process, raw "
-                              "HTTP/1.1 keep-alive; open loop timed from the scheduled send)",
+            "HTTP/1.1 keep-alive; open loop timed from the scheduled send)",
             "duration_s_per_scenario": duration,
             "batch_rows": BATCH_ROWS,
         },
@@ -339,6 +437,8 @@ def _run(workdir: Path, duration: float, workers: int, connections: int, model_t
 
 
 def _line(r: dict[str, Any]) -> str:
-    return (f"  {r['name']}: {r['rows_per_s']:,.0f} rows/s, p50 {r['p50_ms']:.2f} / p95 "
-            f"{r['p95_ms']:.2f} / p99 {r['p99_ms']:.2f} ms, errors {r['errors'] or 0}, server "
-            f"{r['cpu']['server_cores']} cores, others {r['cpu']['everything_else_cores']}")
+    return (
+        f"  {r['name']}: {r['rows_per_s']:,.0f} rows/s, p50 {r['p50_ms']:.2f} / p95 "
+        f"{r['p95_ms']:.2f} / p99 {r['p99_ms']:.2f} ms, errors {r['errors'] or 0}, server "
+        f"{r['cpu']['server_cores']} cores, others {r['cpu']['everything_else_cores']}"
+    )

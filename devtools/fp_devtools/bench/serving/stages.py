@@ -7,7 +7,8 @@ Starlette, BentoML's request handling and middleware).
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import orjson
@@ -43,10 +44,14 @@ def measure(scorer: Scorer, single_body: bytes, batch_body: bytes) -> dict[str, 
 
     def batch_out() -> bytes:
         frauds = pb >= scorer.threshold
-        return orjson.dumps({"results": [
-            {"fraud_probability": p, "is_fraud": f, "model_version": version}
-            for p, f in zip(pb.tolist(), frauds.tolist())
-        ]})
+        return orjson.dumps(
+            {
+                "results": [
+                    {"fraud_probability": p, "is_fraud": f, "model_version": version}
+                    for p, f in zip(pb.tolist(), frauds.tolist())
+                ]
+            }
+        )
 
     single = {
         "parse_json_us": _per_call_us(lambda: Features.model_validate_json(single_body)),

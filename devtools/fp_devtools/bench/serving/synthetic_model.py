@@ -80,9 +80,7 @@ def ranking_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     return {"auc": float(auc), "ap": float(precision_at_hit.mean())}
 
 
-def contract_metadata(
-    params: dict[str, Any], metrics: dict[str, float], threshold: float = 0.5
-) -> dict[str, Any]:
+def contract_metadata(params: dict[str, Any], metrics: dict[str, float], threshold: float = 0.5) -> dict[str, Any]:
     """Metadata with the contract's keys; the metrics are on synthetic hold-out data."""
     return {
         "features": list(FEATURE_NAMES),
@@ -101,7 +99,10 @@ def contract_metadata(
 
 
 def save_synthetic_model(
-    n_trees: int = 20, max_depth: int = 4, threshold: float = 0.5, seed: int = 0,
+    n_trees: int = 20,
+    max_depth: int = 4,
+    threshold: float = 0.5,
+    seed: int = 0,
     export_path: str | None = None,
 ) -> str:
     """Train and save into the BentoML store of this process ($BENTOML_HOME); return the tag.
