@@ -27,6 +27,16 @@ def _producer_config(pairs: list[str]) -> dict[str, str]:
     return out
 
 
+def _dev_bootstrap() -> str | None:
+    """The broker of `fraudpipe dev up` in this folder, if any (as `fraudpipe replay` finds it)."""
+    import json
+
+    env = Path(".fraudpipe/dev/env.json")
+    if env.is_file():
+        return (json.loads(env.read_text()).get("kafka") or {}).get("bootstrap")
+    return None
+
+
 @app.command("run")
 def run(
     pipeline_file: Annotated[
@@ -35,7 +45,10 @@ def run(
     ],
     bootstrap_servers: Annotated[
         str | None,
-        typer.Option(help="Kafka host:port. Default: the spec's kafka.bootstrapServers (its in-cluster address)."),
+        typer.Option(
+            help="Kafka host:port. Default: the broker of `fraudpipe dev up` (.fraudpipe/dev/env.json) if there is "
+            "one, else the spec's kafka.bootstrapServers (its in-cluster address)."
+        ),
     ] = None,
     port: Annotated[
         int | None, typer.Option(help="HTTP port. Default: the spec's kafka.bridge.port (8080).", min=1, max=65535)
@@ -78,7 +91,7 @@ def run(
     try:
         settings = IngestSettings.from_file(
             pipeline_file,
-            bootstrap_servers=bootstrap_servers,
+            bootstrap_servers=bootstrap_servers or _dev_bootstrap(),
             port=port,
             host=host,
             max_body_bytes=max_body_bytes,
