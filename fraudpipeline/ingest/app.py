@@ -11,6 +11,7 @@ reached through it).
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -26,6 +27,8 @@ from fraudpipeline.ingest import openapi
 from fraudpipeline.ingest.bridge import BridgeError
 from fraudpipeline.ingest.service import JSON, KAFKA_JSON, IngestService, Reply, error_reply, json_reply
 from fraudpipeline.ingest.settings import IngestSettings
+
+log = logging.getLogger("fraudpipeline.ingest")
 
 # The Strimzi Kafka Bridge release whose produce API this service follows.
 BRIDGE_VERSION = "1.1.0"
@@ -87,20 +90,25 @@ class IngestApp:
                 content_type = value
             elif key == b"content-length":
                 length = value
+        media = JSON if endpoint.startswith("/v1/") else KAFKA_JSON
         try:
-            body = await self._read(receive, int(length) if length and length.isdigit() else None)
-            reply = await self.service.dispatch(
-                endpoint, name or "", partition, content_type, scope.get("query_string", b""), body
-            )
-        except _Disconnected:
+            try:
+                body = await self._read(receive, int(length) if length and length.isdigit() else None)
+                reply = await self.service.dispatch(
+                    endpoint, name or "", partition, content_type, scope.get("query_string", b""), body
+                )
+            except _Disconnected:
+                return
+            except BridgeError as exc:
+                reply = error_reply(exc, media)
+            except Exception as exc:  # a bug must still get an answer in the API's shape
+                log.exception("unexpected error in %s", endpoint)
+                reply = error_reply(BridgeError(500, f"Internal Server Error: {type(exc).__name__}: {exc}"), media)
+            await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers()})
+            await send({"type": "http.response.body", "body": reply.body})
+            metrics.observe_request(endpoint, reply.status, time.perf_counter() - started)
+        finally:
             metrics.in_flight.dec()
-            return
-        except BridgeError as exc:
-            reply = error_reply(exc, JSON if endpoint.startswith("/v1/") else KAFKA_JSON)
-        await send({"type": "http.response.start", "status": reply.status, "headers": reply.headers()})
-        await send({"type": "http.response.body", "body": reply.body})
-        metrics.in_flight.dec()
-        metrics.observe_request(endpoint, reply.status, time.perf_counter() - started)
 
     async def _read(self, receive: Receive, length: int | None) -> bytes:
         """The request body, refused with 413 as soon as it is known to exceed the limit."""

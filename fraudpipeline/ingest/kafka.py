@@ -235,7 +235,12 @@ class Gateway:
     def _fetch(self, timeout_s: float) -> ClusterView:
         assert self._producer is not None
         md = self._producer.list_topics(timeout=timeout_s)
-        topics = {name: TopicInfo(dict(t.partitions)) for name, t in md.topics.items() if t.error is None}
+        # A topic exists unless the broker says it does not (a fresh one may still lack leaders).
+        topics = {
+            name: TopicInfo(dict(t.partitions))
+            for name, t in md.topics.items()
+            if t.partitions and (t.error is None or t.error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART)
+        }
         return ClusterView(up=bool(md.brokers), topics=topics, brokers=dict(md.brokers), checked_at=time.monotonic())
 
     async def refresh(self, timeout_s: float | None = None) -> ClusterView:
