@@ -21,10 +21,13 @@ MAX_BATCH_ROWS = 10_000
 MAX_COUNT = 2**24
 FLOAT32_MAX = 3.4028234663852886e38  # float(numpy.finfo(numpy.float32).max)
 
-Flag = Annotated[int, Field(ge=0, le=1)]
-Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
-Amount = Annotated[float, Field(ge=0, le=FLOAT32_MAX)]
-Ratio = Annotated[float, Field(ge=0, le=1)]
+# Strict numbers: JSON integers and decimals, never booleans or numeric strings (pydantic's lax
+# mode reads `true` as 1; Schemathesis found it). Counts and flags are numbers with no fraction
+# (`3` and `3.0` are accepted, `3.5` is not), so the streaming job may send its floats as they are.
+Flag = Annotated[float, Field(strict=True, ge=0, le=1, multiple_of=1)]
+Count = Annotated[float, Field(strict=True, ge=0, le=MAX_COUNT, multiple_of=1)]
+Amount = Annotated[float, Field(strict=True, ge=0, le=FLOAT32_MAX)]
+Ratio = Annotated[float, Field(strict=True, ge=0, le=1)]
 
 
 class Features(BaseModel):

@@ -97,3 +97,18 @@ def test_the_largest_accepted_values_stay_finite_in_float32(feature_row):
            "customer_avg_amount_1day": FLOAT32_MAX}
     m = Scorer.matrix([Features.model_validate(big)])
     assert np.isfinite(m).all() and m[0, 0] == np.finfo(np.float32).max and m[0, 3] == 2**24
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("customer_nb_tx_1day", False),  # Schemathesis found booleans read as 0/1 (pydantic's lax mode)
+        ("terminal_risk_7day", True),
+        ("tx_during_night", True),
+        ("tx_amount", "57.2"),  # a numeric string is not a number either
+    ],
+)
+def test_booleans_and_numeric_strings_are_not_numbers(feature_row, field, value):
+    with pytest.raises(ValidationError) as err:
+        Features.model_validate_json(orjson.dumps({**feature_row, field: value}))
+    assert err.value.errors()[0]["loc"] == (field,)
