@@ -26,12 +26,6 @@ NOT_PRODUCT = re.compile(
 )
 
 
-# Non-product modules that are on their way out of a product package; delete an entry once it has
-# moved. fraudpipeline.features.bench: the online states' microbenchmark (issue 16's), which would
-# belong in fp_devtools.bench.
-ON_THEIR_WAY_OUT = {"fraudpipeline.features.bench"}
-
-
 def _package_roots() -> list[str]:
     """Where setuptools finds the project's packages (pyproject.toml), relative to the repository."""
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["where"]
@@ -205,9 +199,7 @@ IMAGES = {"operator": _entry_operator, "serving": _entry_serving, "flink": _entr
 def test_image_holds_no_test_benchmark_or_dev_server_module(image):
     modules = image_modules(ROOT / image / "Dockerfile")
     assert modules, f"{image}: no project module found in the image"
-    assert not sorted(m for m in modules if NOT_PRODUCT.search(m) and m not in ON_THEIR_WAY_OUT), (
-        f"{image} ships non-product modules"
-    )
+    assert not sorted(m for m in modules if NOT_PRODUCT.search(m)), f"{image} ships non-product modules"
 
 
 @pytest.mark.parametrize("image", sorted(IMAGES))
