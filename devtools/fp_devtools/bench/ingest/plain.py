@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
             due = t0 + n / args.rate
             now = time.perf_counter()
             if now < due:
-                producer.poll(min(0.0005, due - now))
+                # (librdkafka rounds a sub-millisecond poll timeout to 0: sleep instead of spinning)
+                producer.poll(0)
+                time.sleep(min(0.001, due - now))
                 continue
             key, value = records[n % len(records)]
             producer.produce(args.topic, value, key, on_delivery=lambda e, m, s=due: delivered(e, m, s))
