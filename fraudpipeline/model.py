@@ -42,11 +42,15 @@ class ModelContractError(ValueError):
 def tag_problem(tag: str) -> str | None:
     """Why `tag` is not a pinned model tag, or None if it is one."""
     if not isinstance(tag, str) or not _TAG_RE.fullmatch(tag):  # fullmatch: Python's $ passes a final newline
-        return (f"{tag!r} is not a pinned BentoML tag: use name:version, e.g. {MODEL_TAG_EXAMPLE}, each part "
-                "1-63 lowercase letters, digits, '.', '_' or '-', starting and ending with a letter or digit")
+        return (
+            f"{tag!r} is not a pinned BentoML tag: use name:version, e.g. {MODEL_TAG_EXAMPLE}, each part "
+            "1-63 lowercase letters, digits, '.', '_' or '-', starting and ending with a letter or digit"
+        )
     if tag.endswith(":latest"):
-        return (f"{tag!r} floats: pin the version (e.g. {MODEL_TAG_EXAMPLE}) so that a redeploy cannot "
-                "silently change the model")
+        return (
+            f"{tag!r} floats: pin the version (e.g. {MODEL_TAG_EXAMPLE}) so that a redeploy cannot "
+            "silently change the model"
+        )
     return None
 
 
@@ -123,18 +127,23 @@ class ModelMetadata(BaseModel):
             values["tag"] = values.pop("model_tag")
         features = values.get("features")
         if features is None:
-            raise ModelContractError(f"{source} has no 'features': save the model with `fraudpipe train`, which "
-                                     "records the feature list it was trained on")
+            raise ModelContractError(
+                f"{source} has no 'features': save the model with `fraudpipe train`, which "
+                "records the feature list it was trained on"
+            )
         if list(features) != FEATURE_NAMES:
-            raise ModelContractError(f"{source} was trained on features {list(features)} but this code computes "
-                                     f"{FEATURE_NAMES}: retrain the model with the current fraudpipeline.features")
+            raise ModelContractError(
+                f"{source} was trained on features {list(features)} but this code computes "
+                f"{FEATURE_NAMES}: retrain the model with the current fraudpipeline.features"
+            )
         if "threshold" not in values:
             raise ModelContractError(f"{source} has no 'threshold': retrain it with `fraudpipe train`")
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
-            problems = "; ".join(f"'{'.'.join(str(p) for p in e['loc'])}' {e['msg']} (got {e.get('input')!r})"
-                                 for e in exc.errors())
+            problems = "; ".join(
+                f"'{'.'.join(str(p) for p in e['loc'])}' {e['msg']} (got {e.get('input')!r})" for e in exc.errors()
+            )
             raise ModelContractError(f"{source}: {problems}: retrain it with `fraudpipe train`") from None
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,8 +178,12 @@ def export_files(booster: Any, metadata: ModelMetadata, directory: Path) -> dict
     directory.mkdir(parents=True, exist_ok=True)
     model_path = directory / EXPORT_MODEL_FILE
     booster.save_model(str(model_path))
-    sidecar = {**metadata.to_dict(), "format": "xgboost-ubj", "model_file": model_path.name,
-               "xgboost_version": xgboost.__version__}
+    sidecar = {
+        **metadata.to_dict(),
+        "format": "xgboost-ubj",
+        "model_file": model_path.name,
+        "xgboost_version": xgboost.__version__,
+    }
     sidecar_path = directory / EXPORT_METADATA_FILE
     sidecar_path.write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
     return {"model": str(model_path), "metadata": str(sidecar_path)}
@@ -197,6 +210,8 @@ def load_export(directory: Path | str) -> tuple[Any, ModelMetadata]:
     booster = xgboost.Booster()
     booster.load_model(str(directory / str(raw.get("model_file", EXPORT_MODEL_FILE))))
     if booster.num_features() != len(FEATURE_NAMES):
-        raise ModelContractError(f"{directory}: the booster takes {booster.num_features()} features, the contract "
-                                 f"has {len(FEATURE_NAMES)}: export the model again")
+        raise ModelContractError(
+            f"{directory}: the booster takes {booster.num_features()} features, the contract "
+            f"has {len(FEATURE_NAMES)}: export the model again"
+        )
     return booster, meta

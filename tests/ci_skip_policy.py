@@ -41,8 +41,10 @@ def _fail_if_not_allowed(report) -> None:
     if any(tag in reason for tag in ALLOWED_UNDER_CI):
         return
     report.outcome = "failed"
-    report.longrepr = (f"skipped under CI, where `make test` must have installed what this test needs: {reason}\n"
-                       f"(a skip is only allowed under CI when its reason names one of {', '.join(ALLOWED_UNDER_CI)})")
+    report.longrepr = (
+        f"skipped under CI, where `make test` must have installed what this test needs: {reason}\n"
+        f"(a skip is only allowed under CI when its reason names one of {', '.join(ALLOWED_UNDER_CI)})"
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)

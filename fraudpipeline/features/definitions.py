@@ -23,16 +23,8 @@ FEATURE_NAMES: list[str] = [
     "tx_amount",
     "tx_during_weekend",
     "tx_during_night",
-    *(
-        name
-        for w in CUSTOMER_WINDOWS_DAYS
-        for name in (f"customer_nb_tx_{w}day", f"customer_avg_amount_{w}day")
-    ),
-    *(
-        name
-        for w in TERMINAL_WINDOWS_DAYS
-        for name in (f"terminal_nb_tx_{w}day", f"terminal_risk_{w}day")
-    ),
+    *(name for w in CUSTOMER_WINDOWS_DAYS for name in (f"customer_nb_tx_{w}day", f"customer_avg_amount_{w}day")),
+    *(name for w in TERMINAL_WINDOWS_DAYS for name in (f"terminal_nb_tx_{w}day", f"terminal_risk_{w}day")),
 ]
 
 

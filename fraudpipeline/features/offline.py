@@ -47,7 +47,11 @@ def _composite(codes: np.ndarray, times: np.ndarray) -> np.ndarray:
     if len(times) == 0:
         return times.astype(np.int64)
     t0 = int(times.min())
-    span = int(times.max()) - t0 + (max(*CUSTOMER_WINDOWS_DAYS, *TERMINAL_WINDOWS_DAYS) + LABEL_DELAY_DAYS + 2) * US_PER_DAY
+    span = (
+        int(times.max())
+        - t0
+        + (max(*CUSTOMER_WINDOWS_DAYS, *TERMINAL_WINDOWS_DAYS) + LABEL_DELAY_DAYS + 2) * US_PER_DAY
+    )
     if (int(codes.max()) + 1) * span >= 2**62:
         raise ValueError("too many keys or too long a time span for the composite index")
     return codes * span + (times - t0)
@@ -122,7 +126,9 @@ def compute_features(frame: pd.DataFrame) -> pd.DataFrame:
     """
     missing = [c for c in ("timestamp", "customer_id", "terminal_id", "amount", "fraud") if c not in frame.columns]
     if missing:
-        raise ValueError(f"transaction table lacks column(s) {missing}; load it with fraudpipeline.data.load_transactions")
+        raise ValueError(
+            f"transaction table lacks column(s) {missing}; load it with fraudpipeline.data.load_transactions"
+        )
     times = event_time_us(frame["timestamp"])
     weekend, night = time_flags(times)
     cols: dict[str, np.ndarray] = {

@@ -19,7 +19,7 @@ import time
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from fraudpipeline.features.definitions import (
@@ -65,7 +65,7 @@ _DELAY = LABEL_DELAY_DAYS * US_PER_DAY
 _TERMINAL_SPANS = tuple((LABEL_DELAY_DAYS + w) * US_PER_DAY for w in TERMINAL_WINDOWS_DAYS)
 _TERMINAL_WINDOW = max(_TERMINAL_SPANS)
 _TERMINAL_KEEP = _TERMINAL_WINDOW + LATENESS_US
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def wall_clock_us() -> int:
@@ -85,6 +85,7 @@ def _days(us: int) -> str:
 
 
 # ----------------------------------------------------------------------------- refusals
+
 
 class RecordRefused(ValueError):
     """A well-formed record the online state will not take; `str(exc)` is the dead-letter reason.
@@ -109,18 +110,26 @@ class FutureRecord(RecordRefused):
 
 
 def _future(field: str, time_us: int, reference_us: int, what: str, skew_us: int) -> FutureRecord:
-    return FutureRecord(field, (
-        f"field '{field}' is {_iso(time_us)}, {_days(time_us - reference_us)} past {what} "
-        f"({_iso(reference_us)}); records more than {_days(skew_us)} ahead are refused so that one wrong "
-        f"time cannot push every window forward: fix the producer's clock or the record's {field} "
-        f"(RFC 3339 with its UTC offset)"))
+    return FutureRecord(
+        field,
+        (
+            f"field '{field}' is {_iso(time_us)}, {_days(time_us - reference_us)} past {what} "
+            f"({_iso(reference_us)}); records more than {_days(skew_us)} ahead are refused so that one wrong "
+            f"time cannot push every window forward: fix the producer's clock or the record's {field} "
+            f"(RFC 3339 with its UTC offset)"
+        ),
+    )
 
 
 def _duplicate(transaction_id: str, seen_at: int, key: str) -> DuplicateTransaction:
-    return DuplicateTransaction("transaction_id", (
-        f"field 'transaction_id' repeats {transaction_id!r}, already counted by this {key} "
-        f"(transaction at {_iso(seen_at)}): each transaction is counted once, so a resent record is "
-        f"dropped; give a new payment a new transaction_id"))
+    return DuplicateTransaction(
+        "transaction_id",
+        (
+            f"field 'transaction_id' repeats {transaction_id!r}, already counted by this {key} "
+            f"(transaction at {_iso(seen_at)}): each transaction is counted once, so a resent record is "
+            f"dropped; give a new payment a new transaction_id"
+        ),
+    )
 
 
 _SEP = "\x1f"  # ASCII unit separator: joins the ids of a pickled state into one string
@@ -209,8 +218,7 @@ class StreamClock:
         return self.max_skew_us, self.recover_after, self.newest_us, self.admitted_at_us, self.refused_in_a_row
 
     def __setstate__(self, state: tuple[int, int, int | None, int, int]) -> None:
-        (self.max_skew_us, self.recover_after, self.newest_us, self.admitted_at_us,
-         self.refused_in_a_row) = state
+        (self.max_skew_us, self.recover_after, self.newest_us, self.admitted_at_us, self.refused_in_a_row) = state
 
     def __repr__(self) -> str:
         newest = "none" if self.newest_us is None else _iso(self.newest_us)
@@ -218,6 +226,7 @@ class StreamClock:
 
 
 # ------------------------------------------------------------------------------ customer
+
 
 class CustomerState:
     """Recent transactions of one customer: times, amounts and ids of the last 30 + 1 days.
@@ -318,8 +327,9 @@ class CustomerState:
         n = len(self.times)
         encoded = [i.encode() for i in self.ids]
         lengths = array("I", map(len, encoded))
-        return b"".join((n.to_bytes(4, "little"), self.times.tobytes(), self.amounts.tobytes(),
-                         lengths.tobytes(), *encoded))
+        return b"".join(
+            (n.to_bytes(4, "little"), self.times.tobytes(), self.amounts.tobytes(), lengths.tobytes(), *encoded)
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> CustomerState:
@@ -343,6 +353,7 @@ class CustomerState:
 
 
 # ------------------------------------------------------------------------------ terminal
+
 
 class LabelOutcome(StrEnum):
     """What `TerminalState.add_label` did with a label (for the job's counters)."""

@@ -36,9 +36,7 @@ def average_precision(y_true: np.ndarray, scores: np.ndarray) -> float:
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
 
 
-def card_precision_top_k(
-    frame: pd.DataFrame, scores: np.ndarray, k: int = 100
-) -> tuple[float, list[float], list[int]]:
+def card_precision_top_k(frame: pd.DataFrame, scores: np.ndarray, k: int = 100) -> tuple[float, list[float], list[int]]:
     """The handbook's CP@k over the days of `frame` (columns timestamp, customer_id, fraud).
 
     Per day in order: drop cards found compromised on earlier days, take each card's highest

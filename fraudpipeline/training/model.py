@@ -132,7 +132,9 @@ def search(
         dvalid = matrix(features.loc[valid_idx])
         valid = table.loc[valid_idx]
         for lr, depth in grid:
-            booster = fit(dtrain, None, xgb_params(Candidate(lr, depth, max(trees)), threads=threads, seed=seed), max(trees))
+            booster = fit(
+                dtrain, None, xgb_params(Candidate(lr, depth, max(trees)), threads=threads, seed=seed), max(trees)
+            )
             for n in trees:
                 cand = Candidate(lr, depth, n)
                 scores = predict(booster, dvalid, n)

@@ -72,8 +72,10 @@ class TrainConfig:
         if self.threads < 1:
             raise ValueError(f"--threads must be at least 1 (got {self.threads})")
         if tag_problem(f"{self.model_name}:v1"):
-            raise ValueError(f"--model-name {self.model_name!r} is not a BentoML model name: 1-63 lowercase "
-                             f"letters, digits, '.', '_' or '-', starting and ending with a letter or digit")
+            raise ValueError(
+                f"--model-name {self.model_name!r} is not a BentoML model name: 1-63 lowercase "
+                f"letters, digits, '.', '_' or '-', starting and ending with a letter or digit"
+            )
         if self.quick:
             self.validation_folds = min(self.validation_folds, 1)
 
@@ -87,8 +89,14 @@ class TrainConfig:
         out = []
         for k in range(self.validation_folds):
             valid_start = d.train_end - timedelta(days=self.test_days * (k + 1))
-            out.append(SplitDates(valid_start - timedelta(days=self.delay_days + self.train_days),
-                                  self.train_days, self.delay_days, self.test_days))
+            out.append(
+                SplitDates(
+                    valid_start - timedelta(days=self.delay_days + self.train_days),
+                    self.train_days,
+                    self.delay_days,
+                    self.test_days,
+                )
+            )
         return out
 
 
@@ -168,8 +176,10 @@ def load_data(config: TrainConfig, rep: Reporter) -> LoadedData:
             f"training, delay and test windows fit"
         )
     if first_day > dates.train_start - timedelta(days=HISTORY_DAYS):
-        rep.note(f"only {(dates.train_start - first_day).days} days of history before training: "
-                 f"the first rows' {HISTORY_DAYS}-day features are truncated")
+        rep.note(
+            f"only {(dates.train_start - first_day).days} days of history before training: "
+            f"the first rows' {HISTORY_DAYS}-day features are truncated"
+        )
     usable = [f for f in folds if f.train_start - timedelta(days=HISTORY_DAYS) >= first_day]
     if len(usable) < len(folds):
         rep.note(f"{len(folds) - len(usable)} validation fold(s) dropped: not enough history before {first_day}")
@@ -194,19 +204,23 @@ def choose_parameters(config: TrainConfig, data: LoadedData, features: pd.DataFr
     grid = models.QUICK_GRID if config.quick else models.FULL_GRID
     n_fits = len(grid["learning_rates"]) * len(grid["max_depths"]) * len(fold_splits)
     rep.stage(f"Validation search ({len(fold_splits)} fold{'s' if len(fold_splits) > 1 else ''})", total=n_fits)
-    result = models.search(data.table, features, fold_splits, threads=config.threads, seed=config.seed,
-                           on_fit=rep.advance, **grid)
+    result = models.search(
+        data.table, features, fold_splits, threads=config.threads, seed=config.seed, on_fit=rep.advance, **grid
+    )
     return Choice(result.best, models.f1_threshold(result.labels, result.scores), result)
 
 
-def fit_final(config: TrainConfig, data: LoadedData, features: pd.DataFrame, best: models.Candidate,
-              rep: Reporter) -> FinalModel:
+def fit_final(
+    config: TrainConfig, data: LoadedData, features: pd.DataFrame, best: models.Candidate, rep: Reporter
+) -> FinalModel:
     """The model trained on the training window with the chosen parameters."""
     dates, table = config.dates, data.table
     train_idx, test_idx = split(table, dates)
     if len(test_idx) == 0 or table.loc[test_idx, "fraud"].nunique() < 2:
-        raise TrainingError(f"the test window {dates.test_start}..{dates.test_end - timedelta(days=1)} "
-                            f"needs both genuine and fraudulent transactions")
+        raise TrainingError(
+            f"the test window {dates.test_start}..{dates.test_end - timedelta(days=1)} "
+            f"needs both genuine and fraudulent transactions"
+        )
     if table.loc[train_idx, "fraud"].nunique() < 2:
         raise TrainingError("the training window needs both genuine and fraudulent transactions")
     rep.stage("Training the model", total=1)
@@ -216,8 +230,9 @@ def fit_final(config: TrainConfig, data: LoadedData, features: pd.DataFrame, bes
     return FinalModel(booster, params, train_idx, test_idx)
 
 
-def evaluate_on_test(data: LoadedData, features: pd.DataFrame, final: FinalModel, choice: Choice,
-                     rep: Reporter) -> dict[str, Any]:
+def evaluate_on_test(
+    data: LoadedData, features: pd.DataFrame, final: FinalModel, choice: Choice, rep: Reporter
+) -> dict[str, Any]:
     """AUC, AP and CP@100 on the test window (used once), plus the alerts at the threshold."""
     rep.stage("Evaluating on the test window", total=1)
     table = data.table
@@ -238,34 +253,45 @@ def evaluate_on_test(data: LoadedData, features: pd.DataFrame, final: FinalModel
     )
     if choice.search:
         best = choice.best
-        chosen = next(r for r in choice.search.table
-                      if (r["learning_rate"], r["max_depth"], r["n_trees"]) == (best.learning_rate, best.max_depth,
-                                                                                best.n_trees))
+        chosen = next(
+            r
+            for r in choice.search.table
+            if (r["learning_rate"], r["max_depth"], r["n_trees"]) == (best.learning_rate, best.max_depth, best.n_trees)
+        )
         metrics.update({f"validation_{m}": chosen[m] for m in ("auc", "ap", "cp100")})
     rep.advance()
     return metrics
 
 
-def build_metadata(config: TrainConfig, data: LoadedData, final: FinalModel, choice: Choice,
-                   metrics: dict[str, Any]) -> ModelMetadata:
+def build_metadata(
+    config: TrainConfig, data: LoadedData, final: FinalModel, choice: Choice, metrics: dict[str, Any]
+) -> ModelMetadata:
     return ModelMetadata(
         features=list(FEATURE_NAMES),
         threshold=float(choice.threshold),
         train_window=config.dates.as_metadata(),
         metrics={k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()},
-        xgboost_params={**{k: v for k, v in final.params.items() if k != "nthread"},
-                        "num_boost_round": choice.best.n_trees},
+        xgboost_params={
+            **{k: v for k, v in final.params.items() if k != "nthread"},
+            "num_boost_round": choice.best.n_trees,
+        },
         data=data.source.description,
         quick=config.quick,
         validation_folds=[
-            {"train_start": m["start"], "train_end": m["end"], "valid_start": m["test_start"], "valid_end": m["test_end"]}
+            {
+                "train_start": m["start"],
+                "train_end": m["end"],
+                "valid_start": m["test_start"],
+                "valid_end": m["test_end"],
+            }
             for m in (f.as_metadata() for f in data.folds)
         ],
     )
 
 
-def save_model(config: TrainConfig, booster: Any, metadata: ModelMetadata,
-               rep: Reporter) -> tuple[ModelMetadata, dict[str, str] | None]:
+def save_model(
+    config: TrainConfig, booster: Any, metadata: ModelMetadata, rep: Reporter
+) -> tuple[ModelMetadata, dict[str, str] | None]:
     """Into the BentoML store (the tag goes into the metadata) and/or the export directory."""
     if config.save:
         rep.stage("Saving to the BentoML model store", total=1)
@@ -280,8 +306,15 @@ def save_model(config: TrainConfig, booster: Any, metadata: ModelMetadata,
     return metadata, exported
 
 
-def summarize(config: TrainConfig, metadata: ModelMetadata, final: FinalModel, choice: Choice,
-              metrics: dict[str, Any], exported: dict[str, str] | None, timings: dict[str, float]) -> dict[str, Any]:
+def summarize(
+    config: TrainConfig,
+    metadata: ModelMetadata,
+    final: FinalModel,
+    choice: Choice,
+    metrics: dict[str, Any],
+    exported: dict[str, str] | None,
+    timings: dict[str, float],
+) -> dict[str, Any]:
     best, params = choice.best, final.params
     return {
         "auc": round(metrics["auc"], 4),
@@ -294,10 +327,17 @@ def summarize(config: TrainConfig, metadata: ModelMetadata, final: FinalModel, c
         "threshold": round(float(choice.threshold), 6),
         "precision_at_threshold": round(metrics["precision_at_threshold"], 4),
         "recall_at_threshold": round(metrics["recall_at_threshold"], 4),
-        "params": {"learning_rate": best.learning_rate, "max_depth": best.max_depth, "n_trees": best.n_trees,
-                   "tree_method": params["tree_method"], "max_bin": params["max_bin"], "base_score": params["base_score"]},
-        "validation": {k: round(metrics[k], 4) for k in ("validation_auc", "validation_ap", "validation_cp100")
-                       if k in metrics},
+        "params": {
+            "learning_rate": best.learning_rate,
+            "max_depth": best.max_depth,
+            "n_trees": best.n_trees,
+            "tree_method": params["tree_method"],
+            "max_bin": params["max_bin"],
+            "base_score": params["base_score"],
+        },
+        "validation": {
+            k: round(metrics[k], 4) for k in ("validation_auc", "validation_ap", "validation_cp100") if k in metrics
+        },
         "quick": config.quick,
         "train_window": config.dates.as_metadata(),
         "data": metadata.get("data"),

@@ -26,8 +26,9 @@ async def model() -> ModelInfo | JSONResponse:
 
     scorer = getattr(bentoml.get_current_service(), "scorer", None)
     if scorer is None:  # the service's one error shape (docs/serving-api.md)
-        return JSONResponse({"error": "the model is not loaded yet: retry when /readyz is 200", "detail": []},
-                            status_code=503)
+        return JSONResponse(
+            {"error": "the model is not loaded yet: retry when /readyz is 200", "detail": []}, status_code=503
+        )
     return scorer.info
 
 
@@ -35,4 +36,3 @@ async def model() -> ModelInfo | JSONResponse:
 async def prometheus_metrics() -> Response:
     body, content_type = metrics.render()
     return Response(content=body, media_type=content_type)
-

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from fraudpipeline.model import MODEL_TAG_EXAMPLE, tag_problem
 
@@ -39,8 +39,7 @@ def read_workers(env: Mapping[str, str] | None = None) -> int:
         workers = 0
     if workers < 1:
         raise ServingConfigError(
-            f"{WORKERS_ENV}={raw!r} is not a positive integer: set it to the number of worker "
-            "processes (default 1)"
+            f"{WORKERS_ENV}={raw!r} is not a positive integer: set it to the number of worker processes (default 1)"
         )
     return workers
 

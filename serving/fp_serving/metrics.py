@@ -23,43 +23,84 @@ from prometheus_client import (
 NAMESPACE, SUBSYSTEM = "fraudpipe", "serving"
 # Requests here take 0.2..20 ms; the tail buckets catch stalls (GC, overload).
 LATENCY_BUCKETS = (
-    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    0.0005,
+    0.001,
+    0.002,
+    0.003,
+    0.005,
+    0.0075,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
 )
 SCORE_BUCKETS = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 10_000)
 
 REQUESTS = Counter(
-    "requests", "HTTP requests by endpoint and status code",
-    ["endpoint", "status"], namespace=NAMESPACE, subsystem=SUBSYSTEM,
+    "requests",
+    "HTTP requests by endpoint and status code",
+    ["endpoint", "status"],
+    namespace=NAMESPACE,
+    subsystem=SUBSYSTEM,
 )
 LATENCY = Histogram(
-    "request_duration_seconds", "Time from request start to the last response byte",
-    ["endpoint"], namespace=NAMESPACE, subsystem=SUBSYSTEM, buckets=LATENCY_BUCKETS,
+    "request_duration_seconds",
+    "Time from request start to the last response byte",
+    ["endpoint"],
+    namespace=NAMESPACE,
+    subsystem=SUBSYSTEM,
+    buckets=LATENCY_BUCKETS,
 )
 ROWS = Counter(
-    "rows_scored", "Feature vectors scored", ["endpoint"], namespace=NAMESPACE, subsystem=SUBSYSTEM,
+    "rows_scored",
+    "Feature vectors scored",
+    ["endpoint"],
+    namespace=NAMESPACE,
+    subsystem=SUBSYSTEM,
 )
 SCORES = Histogram(
-    "fraud_probability", "Fraud probabilities returned",
-    namespace=NAMESPACE, subsystem=SUBSYSTEM, buckets=SCORE_BUCKETS,
+    "fraud_probability",
+    "Fraud probabilities returned",
+    namespace=NAMESPACE,
+    subsystem=SUBSYSTEM,
+    buckets=SCORE_BUCKETS,
 )
 DECISIONS = Counter(
-    "decisions", "Decisions at the serving threshold", ["decision"],
-    namespace=NAMESPACE, subsystem=SUBSYSTEM,
+    "decisions",
+    "Decisions at the serving threshold",
+    ["decision"],
+    namespace=NAMESPACE,
+    subsystem=SUBSYSTEM,
 )
 PREDICT_BATCH = Histogram(
-    "predict_batch_rows", "Rows per model call (adaptive batching merges concurrent requests)",
-    ["endpoint"], namespace=NAMESPACE, subsystem=SUBSYSTEM, buckets=BATCH_BUCKETS,
+    "predict_batch_rows",
+    "Rows per model call (adaptive batching merges concurrent requests)",
+    ["endpoint"],
+    namespace=NAMESPACE,
+    subsystem=SUBSYSTEM,
+    buckets=BATCH_BUCKETS,
 )
 MODEL_INFO = Gauge(
-    "model_info", "The model being served (value 1), labelled with its tag and threshold",
+    "model_info",
+    "The model being served (value 1), labelled with its tag and threshold",
     ["model_tag", "model_version", "threshold"],
-    namespace=NAMESPACE, subsystem=SUBSYSTEM, multiprocess_mode="max",
+    namespace=NAMESPACE,
+    subsystem=SUBSYSTEM,
+    multiprocess_mode="max",
 )
 
 GC_PAUSES = Histogram(
-    "gc_pause_seconds", "Garbage-collector passes (they stall every request in the worker)",
-    ["generation"], namespace=NAMESPACE, subsystem=SUBSYSTEM, buckets=LATENCY_BUCKETS,
+    "gc_pause_seconds",
+    "Garbage-collector passes (they stall every request in the worker)",
+    ["generation"],
+    namespace=NAMESPACE,
+    subsystem=SUBSYSTEM,
+    buckets=LATENCY_BUCKETS,
 )
 
 _FRAUD = DECISIONS.labels(decision="fraud")
@@ -75,11 +116,11 @@ def observe_many(histogram: Histogram, values: np.ndarray) -> None:
     """
     if values.size == 0:
         return
-    bounds = np.asarray(histogram._upper_bounds)  # noqa: SLF001
+    bounds = np.asarray(histogram._upper_bounds)
     # observe() files v in the first bucket whose bound is >= v.
     counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
-    histogram._sum.inc(float(values.sum()))  # noqa: SLF001
-    for bucket, count in zip(histogram._buckets, counts.tolist()):  # noqa: SLF001
+    histogram._sum.inc(float(values.sum()))
+    for bucket, count in zip(histogram._buckets, counts.tolist()):
         if count:
             bucket.inc(count)
 

@@ -10,7 +10,8 @@ before the body is read) and invalid input is a 422 whose `detail` names each ba
 from __future__ import annotations
 
 import time
-from typing import Any, Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 import orjson
 
@@ -64,8 +65,10 @@ def field_errors(pydantic_errors: list[dict[str, Any]]) -> list[dict[str, str]]:
 def _is_validation_error(body: Any) -> bool:
     """BentoML's body for a pydantic ValidationError: {"error": ..., "detail": [{loc, msg}...]}."""
     detail = body.get("detail") if isinstance(body, dict) else None
-    return bool(detail) and isinstance(detail, list) and all(
-        isinstance(e, dict) and "loc" in e and "msg" in e for e in detail
+    return (
+        bool(detail)
+        and isinstance(detail, list)
+        and all(isinstance(e, dict) and "loc" in e and "msg" in e for e in detail)
     )
 
 
@@ -93,15 +96,20 @@ class ClientErrors:
                 content_type = value.split(b";", 1)[0].strip().lower()
                 break
         if content_type not in (b"", b"application/json"):
-            start, body = _json_response(415, {
-                "error": "unsupported media type",
-                "detail": [{
-                    "field": "Content-Type",
-                    "message": f"got {content_type.decode('latin-1')!r}: send JSON with "
-                    "Content-Type: application/json",
-                    "type": "unsupported_media_type",
-                }],
-            })
+            start, body = _json_response(
+                415,
+                {
+                    "error": "unsupported media type",
+                    "detail": [
+                        {
+                            "field": "Content-Type",
+                            "message": f"got {content_type.decode('latin-1')!r}: send JSON with "
+                            "Content-Type: application/json",
+                            "type": "unsupported_media_type",
+                        }
+                    ],
+                },
+            )
             await send(start)
             await send(body)
             return
@@ -130,10 +138,12 @@ class ClientErrors:
             else:  # any other 400 of BentoML's (its body is then a list): the same shape
                 errors = [{"field": "body", "message": _bentoml_message(original, payload), "type": "invalid_body"}]
             status = 422
-            payload = orjson.dumps({
-                "error": f"invalid request: {len(errors)} error(s), see detail",
-                "detail": errors,
-            })
+            payload = orjson.dumps(
+                {
+                    "error": f"invalid request: {len(errors)} error(s), see detail",
+                    "detail": errors,
+                }
+            )
             headers = [(k, v) for k, v in held["headers"] if k.lower() != b"content-length"]
             headers.append((b"content-length", str(len(payload)).encode()))
             await send({**held, "status": status, "headers": headers})
@@ -199,20 +209,30 @@ def document_errors(doc: dict[str, Any]) -> dict[str, Any]:
         if not op:
             continue
         responses = {k: v for k, v in op.get("responses", {}).items() if k.startswith("2")}
-        responses.update({
-            "415": _error_response("The body is not JSON (Content-Type other than application/json)"),
-            "422": _error_response("A field is missing, unknown, of the wrong type or out of range; detail names it"),
-            "500": _error_response("A server fault (never caused by the input); only the request it came from fails"),
-            "503": _error_response("Overloaded: the batch waited too long in the batcher; retry later"),
-            "504": _error_response("No response started within the request timeout"),
-        })
+        responses.update(
+            {
+                "415": _error_response("The body is not JSON (Content-Type other than application/json)"),
+                "422": _error_response(
+                    "A field is missing, unknown, of the wrong type or out of range; detail names it"
+                ),
+                "500": _error_response(
+                    "A server fault (never caused by the input); only the request it came from fails"
+                ),
+                "503": _error_response("Overloaded: the batch waited too long in the batcher; retry later"),
+                "504": _error_response("No response started within the request timeout"),
+            }
+        )
         op["responses"] = responses
         if "requestBody" in op:  # BentoML leaves it optional; without a body the answer is 422
             op["requestBody"]["required"] = True
     metrics_op = paths.get("/metrics", {}).get("get")
     if metrics_op:
-        metrics_op["responses"] = {"200": {"description": "Prometheus text exposition format",
-                                           "content": {"text/plain": {"schema": {"type": "string"}}}}}
+        metrics_op["responses"] = {
+            "200": {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        }
     model_op = paths.get("/v1/model", {}).get("get")
     if model_op:
         model_op.setdefault("responses", {})["503"] = _error_response("The model is not loaded yet")
@@ -254,7 +274,9 @@ class DocumentedErrors:
             self._cached = orjson.dumps(document_errors(orjson.loads(b"".join(chunks))))
         start, body = _json_response(200, {})
         body["body"] = self._cached
-        start["headers"] = [(b"content-type", b"application/json"),
-                            (b"content-length", str(len(self._cached)).encode())]
+        start["headers"] = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(self._cached)).encode()),
+        ]
         await send(start)
         await send(body)

@@ -62,9 +62,7 @@ class ScoreBatchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rows: list[Features] = Field(
-        min_length=1, max_length=MAX_BATCH_ROWS, description="Feature vectors to score"
-    )
+    rows: list[Features] = Field(min_length=1, max_length=MAX_BATCH_ROWS, description="Feature vectors to score")
 
 
 class Score(BaseModel):
@@ -92,9 +90,7 @@ class ModelInfo(BaseModel):
     train_window: dict[str, Any]
     xgboost_params: dict[str, Any]
     created_at: str
-    synthetic: bool = Field(
-        default=False, description="True for the stand-in model of the tests and benchmark"
-    )
+    synthetic: bool = Field(default=False, description="True for the stand-in model of the tests and benchmark")
 
 
 class ErrorDetail(BaseModel):

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from fraudpipeline.features import FEATURE_NAMES
-from fraudpipeline.model import ModelContractError, ModelMetadata
 from fp_serving.config import THRESHOLD_ENV, ServingSettings
 from fp_serving.schemas import Features, ModelInfo, feature_values
+from fraudpipeline.features import FEATURE_NAMES
+from fraudpipeline.model import ModelContractError, ModelMetadata
 
 logger = logging.getLogger("fp_serving")
 N_FEATURES = len(FEATURE_NAMES)
@@ -112,7 +112,9 @@ def _stored_model(settings: ServingSettings) -> tuple[Any, ModelInfo]:
             "bentoml.xgboost.save_model (as `fraudpipe train` does)"
         )
     info = model_info(
-        str(model.tag), model.info.creation_time.isoformat(), dict(model.info.metadata),
+        str(model.tag),
+        model.info.creation_time.isoformat(),
+        dict(model.info.metadata),
         settings.threshold_override,
     )
     return model, info
@@ -156,17 +158,18 @@ def score_batch_rows(scorer: Scorer, rows: list[Features]) -> tuple[list[dict[st
     version, threshold = scorer.version, scorer.threshold
     try:
         p = scorer.predict(Scorer.matrix(rows))
-    except Exception:  # noqa: BLE001 - any failure: isolate it row by row
+    except Exception:
         logger.exception("scoring %d merged rows failed: scoring them one by one", len(rows))
     else:
-        return [{"fraud_probability": prob, "is_fraud": prob >= threshold, "model_version": version}
-                for prob in p.tolist()], p
+        return [
+            {"fraud_probability": prob, "is_fraud": prob >= threshold, "model_version": version} for prob in p.tolist()
+        ], p
     results: list[dict[str, Any] | RowFailure] = []
     scored: list[float] = []
     for row in rows:
         try:
             prob = float(scorer.predict(Scorer.matrix([row]))[0])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             logger.exception("a row could not be scored")
             results.append(RowFailure(f"could not be scored ({type(exc).__name__}); the server log has the cause"))
             continue

@@ -80,8 +80,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{result['transactions']} transactions (load average {result['load_average_1min']}):")
     print(f"  one customer + one terminal update: {result['update_us']} us")
     print(f"  the same, each state unpickled before and pickled after: {result['update_with_pickle_cycle_us']} us")
-    print(f"  pickled: customer {result['customer_entries']} entries {result['customer_pickled_bytes']} B, "
-          f"terminal {result['terminal_entries']} entries {result['terminal_pickled_bytes']} B")
+    print(
+        f"  pickled: customer {result['customer_entries']} entries {result['customer_pickled_bytes']} B, "
+        f"terminal {result['terminal_entries']} entries {result['terminal_pickled_bytes']} B"
+    )
 
 
 if __name__ == "__main__":

@@ -32,9 +32,23 @@ def model_store(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("serving-store")
     home, booster_file = root / "bentoml", root / "model.ubj"
     done = subprocess.run(
-        [sys.executable, "-m", "fp_devtools.bench.serving.synthetic_model", "--trees", "20", "--depth", "4",
-         "--threshold", "0.5", "--export", str(booster_file)],
-        env=base_env(home), capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "fp_devtools.bench.serving.synthetic_model",
+            "--trees",
+            "20",
+            "--depth",
+            "4",
+            "--threshold",
+            "0.5",
+            "--export",
+            str(booster_file),
+        ],
+        env=base_env(home),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     return {"home": home, "tag": json.loads(done.stdout)["tag"], "booster_file": booster_file}
@@ -46,7 +60,8 @@ def start_service(model_store: dict, tmp_path: Path, **extra_env: str) -> tuple[
     server = ServerProcess(
         "bentoml serve",
         [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)],
-        env, tmp_path / f"serve-{port}.log",
+        env,
+        tmp_path / f"serve-{port}.log",
     ).start()
     return server, f"http://127.0.0.1:{port}"
 

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi import checks as oa_checks
 
-from fraudpipeline.features import FEATURE_NAMES
 from fp_devtools.bench.serving.synthetic_model import synthetic_features
+from fraudpipeline.features import FEATURE_NAMES
 
 pytestmark = pytest.mark.integration
 
@@ -40,8 +40,10 @@ INTEGER = {n for n in FEATURE_NAMES if n.startswith(("tx_during", "customer_nb",
 
 
 def _valid_rows(n: int, seed: int) -> list[dict]:
-    return [{k: (int(v) if k in INTEGER else float(v)) for k, v in zip(FEATURE_NAMES, r)}
-            for r in synthetic_features(n, seed)]
+    return [
+        {k: (int(v) if k in INTEGER else float(v)) for k, v in zip(FEATURE_NAMES, r)}
+        for r in synthetic_features(n, seed)
+    ]
 
 
 class ValidClient(threading.Thread):
@@ -81,17 +83,25 @@ def test_fuzz_the_scoring_service_from_its_openapi_document(service):
     url = service["url"]
     schema = schemathesis.openapi.from_url(url + "/docs.json")
     operations = [op.ok() for op in schema.get_all_operations()]
-    strategies = [op.as_strategy(generation_mode=mode) for op in operations
-                  for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-                  if not (mode is GenerationMode.NEGATIVE and op.method.upper() == "GET")]
+    strategies = [
+        op.as_strategy(generation_mode=mode)
+        for op in operations
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+        if not (mode is GenerationMode.NEGATIVE and op.method.upper() == "GET")
+    ]
     seen: Counter = Counter()
     failures: list[str] = []
     client = ValidClient(url)
     client.start()
     started = time.monotonic()
 
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=st.one_of(strategies))
     def fuzz(case):
         response = case.call(base_url=url, timeout=30)
@@ -99,8 +109,10 @@ def test_fuzz_the_scoring_service_from_its_openapi_document(service):
         try:
             case.validate_response(response, checks=CHECKS)
         except (Exception, BaseExceptionGroup) as exc:  # noqa: BLE001 - collect all failures, report them together
-            failures.append(f"{case.operation.method.upper()} {case.operation.path} -> {response.status_code}: "
-                            f"{str(exc)[:600]}\n  body sent: {str(case.body)[:300]}")
+            failures.append(
+                f"{case.operation.method.upper()} {case.operation.path} -> {response.status_code}: "
+                f"{str(exc)[:600]}\n  body sent: {str(case.body)[:300]}"
+            )
 
     try:
         fuzz()
@@ -111,8 +123,10 @@ def test_fuzz_the_scoring_service_from_its_openapi_document(service):
     print(f"\nschemathesis: {sum(seen.values())} requests in {elapsed:.0f} s, by operation and status:")
     for key, count in sorted(seen.items()):
         print(f"  {key[0]} {key[1]} {key[2]}: {count}")
-    print(f"valid client alongside: {client.rows_sent} rows sent, {client.rows_scored} scored, "
-          f"statuses {dict(client.statuses)}")
+    print(
+        f"valid client alongside: {client.rows_sent} rows sent, {client.rows_scored} scored, "
+        f"statuses {dict(client.statuses)}"
+    )
     assert not failures, f"{len(failures)} failing requests:\n" + "\n".join(failures[:20])
     assert not client.failures and client.rows_scored == client.rows_sent > 0, client.failures[:10]
     assert not any(status >= 500 for (_, _, status) in seen)

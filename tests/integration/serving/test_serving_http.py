@@ -12,8 +12,8 @@ import pytest
 import xgboost as xgb
 from prometheus_client.parser import text_string_to_metric_families
 
-from fraudpipeline.features import FEATURE_NAMES
 from fp_devtools.bench.serving.synthetic_model import synthetic_features
+from fraudpipeline.features import FEATURE_NAMES
 
 SERVICE = "fp_serving.service:FraudScorer"
 
@@ -134,8 +134,9 @@ def test_a_hostile_request_never_fails_another_client(service):
     import asyncio
 
     valid = [rows(40, seed=300 + i) for i in range(16)]
-    hostile = [{"rows": [*rows(3, seed=400 + i), {**rows(1)[0], "customer_nb_tx_1day": int("9" * 401)}]}
-               for i in range(16)]
+    hostile = [
+        {"rows": [*rows(3, seed=400 + i), {**rows(1)[0], "customer_nb_tx_1day": int("9" * 401)}]} for i in range(16)
+    ]
 
     async def go():
         async with httpx.AsyncClient(base_url=service["url"], timeout=30) as client:
@@ -195,7 +196,8 @@ def test_metrics_count_what_was_served(service):
     assert delta("fraudpipe_serving_rows_scored_total", endpoint="/score_batch") == 20
     assert delta("fraudpipe_serving_fraud_probability_count") == 25
     decided = delta("fraudpipe_serving_decisions_total", decision="fraud") + delta(
-        "fraudpipe_serving_decisions_total", decision="legit")
+        "fraudpipe_serving_decisions_total", decision="legit"
+    )
     assert decided == 25
     info = {k: v for k, v in after.items() if k[0] == "fraudpipe_serving_model_info"}
     assert list(info.values()) == [1.0]
@@ -255,7 +257,10 @@ def test_refuses_to_start_with_a_clear_message(model_store, store_env, env, mess
     full_env.update(env)
     done = subprocess.run(
         [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", "127.0.0.1", "--port", "0"],
-        env=full_env, capture_output=True, text=True, timeout=60,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode != 0
     assert "refusing to start" in done.stderr and message in done.stderr, done.stderr[-2000:]

@@ -50,18 +50,25 @@ def test_copied_files_import_the_service_with_an_imported_model(model_store, sto
 
     archive = tmp_path / "model.bentomodel"
     bentoml = [sys.executable, "-m", "bentoml"]
-    done = subprocess.run([*bentoml, "models", "export", model_store["tag"], str(archive)],
-                          env=store_env(model_store["home"]), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*bentoml, "models", "export", model_store["tag"], str(archive)],
+        env=store_env(model_store["home"]),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     image_home = tmp_path / "image-home"
     env = {**store_env(image_home), "PYTHONPATH": str(app)}
-    done = subprocess.run([*bentoml, "models", "import", str(archive)], env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*bentoml, "models", "import", str(archive)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
 
     env["FRAUDPIPE_MODEL_TAG"] = model_store["tag"]
     check = "import fp_serving.service as s, fraudpipeline.features as f; print(s.__file__); print(f.__file__)"
-    done = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", check], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert all(line.startswith(str(app)) for line in done.stdout.split()), done.stdout

@@ -38,11 +38,16 @@ def check_store_and_export(summary: dict, bentoml_home: Path, export: Path) -> N
     """The model is in the store with the contract's metadata, and the export scores the same."""
     code = f"""
 import json, bentoml
-m = bentoml.models.get({summary['model_tag']!r})
+m = bentoml.models.get({summary["model_tag"]!r})
 print(json.dumps({{"tag": str(m.tag), "meta": m.info.metadata, "module": m.info.module}}))
 """
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "True"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "True"},
+    )
     stored = json.loads(out.stdout.strip().splitlines()[-1])
     assert stored["tag"].startswith("fraud-xgb:")
     assert stored["module"] == "bentoml.xgboost"
@@ -72,16 +77,20 @@ def handbook_data() -> Path:
         return paths[0]
     shared = Path(__file__).resolve().parents[3].parent / "shared" / "datasets"
     if os.environ.get("FRAUDPIPE_DATA", "").strip() or shared.is_dir():
-        pytest.fail(f"the handbook data set is expected (FRAUDPIPE_DATA is set or {shared} exists) "
-                    f"but {paths[0]} is missing: fix FRAUDPIPE_DATA or the shared folder")
+        pytest.fail(
+            f"the handbook data set is expected (FRAUDPIPE_DATA is set or {shared} exists) "
+            f"but {paths[0]} is missing: fix FRAUDPIPE_DATA or the shared folder"
+        )
     pytest.skip(f"handbook data set not found at {paths[0]}: set FRAUDPIPE_DATA to its transactions.parquet")
 
 
 def report(summary: dict) -> None:
-    print(f"\nfraudpipe train{' --quick' if summary['quick'] else ''}: AUC {summary['auc']:.4f}, "
-          f"AP {summary['ap']:.4f}, CP@100 {summary['cp100']:.4f}; params {summary['params']}; "
-          f"threshold {summary['threshold']}; timings {summary['timings_s']}; "
-          f"load average {summary['load_average_1min']} (2 cores)")
+    print(
+        f"\nfraudpipe train{' --quick' if summary['quick'] else ''}: AUC {summary['auc']:.4f}, "
+        f"AP {summary['ap']:.4f}, CP@100 {summary['cp100']:.4f}; params {summary['params']}; "
+        f"threshold {summary['threshold']}; timings {summary['timings_s']}; "
+        f"load average {summary['load_average_1min']} (2 cores)"
+    )
 
 
 def test_train_on_the_handbook_split_holds_the_published_figures(tmp_path):
@@ -95,7 +104,8 @@ def test_train_on_the_handbook_split_holds_the_published_figures(tmp_path):
     assert (summary["n_train"], summary["n_test"], summary["n_test_frauds"]) == (67_240, 58_264, 385)
     for metric, published in PUBLISHED.items():
         assert abs(summary[metric] - published) <= TOLERANCE, (
-            f"{metric} {summary[metric]} is not the published {published} (docs/features.md)")
+            f"{metric} {summary[metric]} is not the published {published} (docs/features.md)"
+        )
     chosen = {k: summary["params"][k] for k in ("learning_rate", "max_depth", "n_trees")}
     assert chosen == {"learning_rate": 0.1, "max_depth": 3, "n_trees": 200}
     for metric, floor in BASELINE.items():
@@ -121,8 +131,11 @@ def test_quick_train_for_a_first_local_run(tmp_path):
 
 def test_train_falls_back_to_the_simulator(tmp_path):
     export = tmp_path / "export"
-    proc = train([*SPLIT, "--validation-folds", "1", "--json", "--export", str(export)], tmp_path / "bentoml",
-                 FRAUDPIPE_DATA=str(tmp_path / "absent.parquet"))
+    proc = train(
+        [*SPLIT, "--validation-folds", "1", "--json", "--export", str(export)],
+        tmp_path / "bentoml",
+        FRAUDPIPE_DATA=str(tmp_path / "absent.parquet"),
+    )
     assert proc.returncode == 0, proc.stderr
     assert "using the simulator" in proc.stderr and "absent.parquet" in proc.stderr
     summary = json.loads(proc.stdout)

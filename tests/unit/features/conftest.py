@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from feature_helpers import SHARED_DATASETS, handbook_expected
 
 from fraudpipeline.data import SimulatorConfig, default_data_paths, load_transactions, simulate
 from fraudpipeline.data.loading import ENV_VAR
 
-from feature_helpers import SHARED_DATASETS, handbook_expected
 
 @pytest.fixture(scope="session")
 def sample_transactions() -> pd.DataFrame:
@@ -23,8 +23,10 @@ def sample_transactions() -> pd.DataFrame:
     if handbook_expected():
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
-            pytest.fail(f"the handbook data set is expected ({ENV_VAR} is set or {SHARED_DATASETS} exists) "
-                        f"but {', '.join(missing)} is missing: fix {ENV_VAR} or the shared folder")
+            pytest.fail(
+                f"the handbook data set is expected ({ENV_VAR} is set or {SHARED_DATASETS} exists) "
+                f"but {', '.join(missing)} is missing: fix {ENV_VAR} or the shared folder"
+            )
         df = load_transactions(paths)
         keep = (df["customer_id"] % 40 == 0) | (df["terminal_id"] % 100 == 0)
         df = df[keep].reset_index(drop=True)

@@ -17,7 +17,6 @@ def handbook_expected() -> bool:
     return bool(os.environ.get(ENV_VAR, "").strip()) or SHARED_DATASETS.is_dir()
 
 
-
 def handbook_features(df: pd.DataFrame, delay_days: int = 7, windows=(1, 7, 30)) -> pd.DataFrame:
     """The handbook's feature procedure (Ch. 3): pandas time-based rolling windows per key.
 

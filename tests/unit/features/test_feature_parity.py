@@ -8,12 +8,11 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
+from feature_helpers import handbook_expected, handbook_features
 
 from fraudpipeline.features import FEATURE_NAMES, LABEL_DELAY_DAYS
 from fraudpipeline.features.offline import compute_features, event_time_us
 from fraudpipeline.features.online import US_PER_DAY, CustomerState, LabelOutcome, TerminalState, feature_vector
-
-from feature_helpers import handbook_expected, handbook_features
 
 
 def run_online(df: pd.DataFrame, label_delay_us: int, outcomes: Counter | None = None) -> np.ndarray:

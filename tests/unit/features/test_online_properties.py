@@ -74,8 +74,14 @@ def streams(draw) -> list[tuple]:
         if draw(st.booleans()):
             dup = orig
         else:
-            dup = Tx(orig.tid, orig.time + draw(st.integers(-2 * US_PER_DAY, 2 * US_PER_DAY)), orig.now,
-                     orig.customer, orig.terminal, draw(st.floats(0, 1e6, allow_nan=False)))
+            dup = Tx(
+                orig.tid,
+                orig.time + draw(st.integers(-2 * US_PER_DAY, 2 * US_PER_DAY)),
+                orig.now,
+                orig.customer,
+                orig.terminal,
+                draw(st.floats(0, 1e6, allow_nan=False)),
+            )
         at = draw(st.integers(events.index(("tx", orig)) + 1, len(events)))
         now_at = _now_at(events, at)
         events.insert(at, ("tx", Tx(dup.tid, min(dup.time, now_at), now_at, dup.customer, dup.terminal, dup.amount)))
@@ -109,17 +115,25 @@ def wall(monkeypatch) -> list[int]:
 
 
 def _last_customer_row(taken: list[Tx]) -> tuple[float, ...]:
-    cols = customer_features(np.array([t.customer for t in taken]), np.array([t.time for t in taken], dtype=np.int64),
-                             np.array([t.amount for t in taken]))
-    return tuple(float(cols[name][-1]) for w in (1, 7, 30)
-                 for name in (f"customer_nb_tx_{w}day", f"customer_avg_amount_{w}day"))
+    cols = customer_features(
+        np.array([t.customer for t in taken]),
+        np.array([t.time for t in taken], dtype=np.int64),
+        np.array([t.amount for t in taken]),
+    )
+    return tuple(
+        float(cols[name][-1]) for w in (1, 7, 30) for name in (f"customer_nb_tx_{w}day", f"customer_avg_amount_{w}day")
+    )
 
 
 def _last_terminal_row(taken: list[Tx], labels: dict[str, int]) -> tuple[float, ...]:
-    cols = terminal_features(np.array([t.terminal for t in taken]), np.array([t.time for t in taken], dtype=np.int64),
-                             np.array([labels.get(t.tid, 0) for t in taken]))
-    return tuple(float(cols[name][-1]) for w in (1, 7, 30)
-                 for name in (f"terminal_nb_tx_{w}day", f"terminal_risk_{w}day"))
+    cols = terminal_features(
+        np.array([t.terminal for t in taken]),
+        np.array([t.time for t in taken], dtype=np.int64),
+        np.array([labels.get(t.tid, 0) for t in taken]),
+    )
+    return tuple(
+        float(cols[name][-1]) for w in (1, 7, 30) for name in (f"terminal_nb_tx_{w}day", f"terminal_risk_{w}day")
+    )
 
 
 class ClockOracle:
@@ -233,7 +247,15 @@ def test_online_equals_offline_on_random_streams(wall):
     check()
     print("\nproperty test, what the examples exercised:", dict(sorted(seen.items())))
     # The strategy must reach every case it is there for.
-    for case in ("card half compared", "terminal half compared", "terminal risk > 0", "refused: future",
-                 "refused: repeat (card)", "label applied", "label pending", "out of order (card)",
-                 "card half: later than the allowance"):
+    for case in (
+        "card half compared",
+        "terminal half compared",
+        "terminal risk > 0",
+        "refused: future",
+        "refused: repeat (card)",
+        "label applied",
+        "label pending",
+        "out of order (card)",
+        "card half: later than the allowance",
+    ):
         assert seen[case] > 0, (case, seen)

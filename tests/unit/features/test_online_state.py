@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pickle
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
-from fraudpipeline.features import FEATURE_NAMES, LABEL_DELAY_DAYS
-from fraudpipeline.features import online
+from fraudpipeline.features import FEATURE_NAMES, LABEL_DELAY_DAYS, online
 from fraudpipeline.features.online import (
     LATENESS_US,
     MAX_PENDING_LABELS,
@@ -26,7 +25,7 @@ from fraudpipeline.features.online import (
 )
 from fraudpipeline.transactions import event_time_us
 
-T0 = event_time_us(datetime(2018, 7, 25, 12, 0, tzinfo=timezone.utc))  # a Wednesday
+T0 = event_time_us(datetime(2018, 7, 25, 12, 0, tzinfo=UTC))  # a Wednesday
 HOUR = 3_600_000_000
 
 
@@ -132,7 +131,11 @@ def test_a_repeated_transaction_is_refused_and_changes_nothing():
     for time in (T0, T0 + HOUR, T0 - HOUR):  # the same id with the same or another time
         with pytest.raises(DuplicateTransaction) as err:
             c.update(time, 10.0, "tx-1")
-        assert err.value.field == "transaction_id" and "'tx-1'" in str(err.value) and "new transaction_id" in str(err.value)
+        assert (
+            err.value.field == "transaction_id"
+            and "'tx-1'" in str(err.value)
+            and "new transaction_id" in str(err.value)
+        )
         with pytest.raises(DuplicateTransaction):
             t.update(time, "tx-1")
     assert pickle.dumps(c) == before_c and pickle.dumps(t) == before_t
@@ -147,13 +150,16 @@ def test_a_repeated_transaction_is_refused_and_changes_nothing():
 
 def test_a_far_future_record_cannot_evict_a_key_s_history():
     """The issue's case: one far-future timestamp emptied the key's state."""
-    far = event_time_us(datetime(2100, 1, 1, tzinfo=timezone.utc))
+    far = event_time_us(datetime(2100, 1, 1, tzinfo=UTC))
     c, t = CustomerState(), TerminalState()
     for k in range(5):
         c.update(T0 + k * HOUR, 10.0, f"tx{k}")
         t.update(T0 + k * HOUR, f"tx{k}")
-    for call in (lambda: c.update(far, 1.0, "future"), lambda: t.update(far, "future"),
-                 lambda: t.add_label(far, "future", 1)):
+    for call in (
+        lambda: c.update(far, 1.0, "future"),
+        lambda: t.update(far, "future"),
+        lambda: t.add_label(far, "future", 1),
+    ):
         with pytest.raises(FutureRecord) as err:
             call()
         assert err.value.field == "timestamp" and "2100-01-01T00:00:00Z" in str(err.value)
@@ -163,7 +169,7 @@ def test_a_far_future_record_cannot_evict_a_key_s_history():
 
 
 def test_stream_clock_refuses_records_past_the_skew(monkeypatch):
-    wall = [event_time_us(datetime(2026, 11, 30, tzinfo=timezone.utc))]
+    wall = [event_time_us(datetime(2026, 11, 30, tzinfo=UTC))]
     monkeypatch.setattr(online, "wall_clock_us", lambda: wall[0])
     clock = StreamClock()
     # Before any event the wall clock is the reference: a far-future first record is caught.
@@ -194,7 +200,7 @@ def test_stream_clock_is_not_held_back_for_ever_by_a_straggler(monkeypatch):
     monkeypatch.setattr(online, "wall_clock_us", lambda: wall[0])
     clock = StreamClock(recover_after=3)
     clock.admit(T0)  # the first record is three days late
-    for k in range(2):  # on-time records are refused...
+    for _ in range(2):  # on-time records are refused...
         wall[0] += 1
         with pytest.raises(FutureRecord):
             clock.admit(wall[0])
@@ -254,7 +260,8 @@ def test_states_survive_pickle_and_bytes():
     for restored in (pickle.loads(pickle.dumps(c)), CustomerState.from_bytes(c.to_bytes())):
         assert restored.ids == c.ids
         assert restored.update(T0 + 60 * HOUR, 7.0, "n") == CustomerState.from_bytes(c.to_bytes()).update(
-            T0 + 60 * HOUR, 7.0, "n")
+            T0 + 60 * HOUR, 7.0, "n"
+        )
     blob = pickle.dumps(t, protocol=pickle.HIGHEST_PROTOCOL)
     back = pickle.loads(blob)
     assert back.pending_labels == 1 and back.ids == t.ids

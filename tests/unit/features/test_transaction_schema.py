@@ -15,8 +15,13 @@ GOOD_TX = {
     "terminal_id": "t-7",
     "amount": 57.16,
 }
-GOOD_LABEL = {"transaction_id": "tx-1", "customer_id": "42", "terminal_id": "t-7",
-              "timestamp": "2018-07-25T15:45:00+02:00", "fraud": 1}
+GOOD_LABEL = {
+    "transaction_id": "tx-1",
+    "customer_id": "42",
+    "terminal_id": "t-7",
+    "timestamp": "2018-07-25T15:45:00+02:00",
+    "fraud": 1,
+}
 
 
 def test_valid_transaction_keeps_extra_fields_and_normalises_ids():

@@ -11,7 +11,7 @@ import pytest
 
 TESTS = Path(__file__).resolve().parents[2]
 
-SUITE = '''
+SUITE = """
 import pytest
 
 def test_helm_missing():
@@ -33,7 +33,7 @@ def test_expected_failure():
 
 def test_passes():
     pass
-'''
+"""
 
 
 def _run(tmp_path: Path, ci: str | None) -> str:
@@ -42,9 +42,29 @@ def _run(tmp_path: Path, ci: str | None) -> str:
     if ci is not None:
         env["CI"] = ci
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "ci_skip_policy", "-p", "no:cacheprovider",
-                           "-q", "-rA", "--rootdir", str(tmp_path), "-c", os.devnull, str(tmp_path)],
-                          capture_output=True, text=True, env=env, timeout=120, cwd=tmp_path)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "ci_skip_policy",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-rA",
+            "--rootdir",
+            str(tmp_path),
+            "-c",
+            os.devnull,
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=tmp_path,
+    )
     return done.stdout
 
 

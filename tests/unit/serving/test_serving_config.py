@@ -10,8 +10,7 @@ from fp_serving.config import ServingConfigError, read_settings, read_workers
 def test_defaults_and_values():
     s = read_settings({"FRAUDPIPE_MODEL_TAG": "fraud-xgb:abc123"})
     assert (s.model_tag, s.threshold_override, s.workers) == ("fraud-xgb:abc123", None, 1)
-    s = read_settings({"FRAUDPIPE_MODEL_TAG": "fraud-xgb:v1", "FRAUDPIPE_THRESHOLD": "0.25",
-                       "FRAUDPIPE_WORKERS": "2"})
+    s = read_settings({"FRAUDPIPE_MODEL_TAG": "fraud-xgb:v1", "FRAUDPIPE_THRESHOLD": "0.25", "FRAUDPIPE_WORKERS": "2"})
     assert (s.threshold_override, s.workers) == (0.25, 2)
 
 

@@ -22,8 +22,12 @@ def test_observe_many_equals_one_by_one():
     metrics.observe_many(h2, values)
 
     def samples(registry):
-        return {(s.name, tuple(sorted(s.labels.items()))): s.value
-                for m in registry.collect() for s in m.samples if not s.name.endswith("_created")}
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for m in registry.collect()
+            for s in m.samples
+            if not s.name.endswith("_created")
+        }
 
     a, b = samples(one), samples(many)
     assert a.pop(("h_sum", ())) == pytest.approx(b.pop(("h_sum", ())), rel=1e-12)
@@ -49,12 +53,19 @@ def test_record_scores_counts_rows_and_decisions():
 
 def test_model_info_and_exposition_names():
     metrics.set_model_info("fraud-xgb:v1", "v1", 0.42)
-    assert _value("fraudpipe_serving_model_info",
-                  {"model_tag": "fraud-xgb:v1", "model_version": "v1", "threshold": "0.42"}) == 1
+    assert (
+        _value(
+            "fraudpipe_serving_model_info", {"model_tag": "fraud-xgb:v1", "model_version": "v1", "threshold": "0.42"}
+        )
+        == 1
+    )
     body, content_type = metrics.render()
     assert content_type.startswith("text/plain")
-    types = {line.split()[2]: line.split()[3] for line in body.decode().splitlines()
-             if line.startswith("# TYPE fraudpipe_serving_") and "_created " not in line}
+    types = {
+        line.split()[2]: line.split()[3]
+        for line in body.decode().splitlines()
+        if line.startswith("# TYPE fraudpipe_serving_") and "_created " not in line
+    }
     assert types == {
         "fraudpipe_serving_requests_total": "counter",
         "fraudpipe_serving_request_duration_seconds": "histogram",

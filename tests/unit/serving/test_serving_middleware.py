@@ -20,10 +20,16 @@ async def score(request: Request):
     """Answers like BentoML: a pydantic failure is a 400 with the errors under "detail"."""
     body = await request.json()
     if body.get("mode") == "invalid":
-        return JSONResponse({"error": "2 validation errors for Input", "detail": [
-            {"type": "missing", "loc": ["rows", 3, "tx_amount"], "msg": "Field required"},
-            {"type": "greater_than_equal", "loc": ["tx_amount"], "msg": "Input should be >= 0"},
-        ]}, status_code=400)
+        return JSONResponse(
+            {
+                "error": "2 validation errors for Input",
+                "detail": [
+                    {"type": "missing", "loc": ["rows", 3, "tx_amount"], "msg": "Field required"},
+                    {"type": "greater_than_equal", "loc": ["tx_amount"], "msg": "Input should be >= 0"},
+                ],
+            },
+            status_code=400,
+        )
     if body.get("mode") == "other400":
         return JSONResponse([{"error": "bad input"}], status_code=400)
     return JSONResponse({"ok": True})
@@ -59,10 +65,15 @@ def client():
     return Client(RequestMetrics(ClientErrors(app)))
 
 
-@pytest.mark.parametrize("content_type", [
-    "application/vnd.bentoml+pickle", "text/plain", "application/x-www-form-urlencoded",
-    "multipart/form-data; boundary=x",
-])
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/vnd.bentoml+pickle",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+    ],
+)
 def test_non_json_is_415_before_the_app_runs(client, content_type):
     resp = client.post("/score", content=b"\x80\x04K\x01.", headers={"content-type": content_type})
     assert resp.status_code == 415
@@ -71,8 +82,7 @@ def test_non_json_is_415_before_the_app_runs(client, content_type):
 
 
 def test_json_with_charset_passes(client):
-    resp = client.post("/score", content=b'{"mode": "ok"}',
-                       headers={"content-type": "application/json; charset=utf-8"})
+    resp = client.post("/score", content=b'{"mode": "ok"}', headers={"content-type": "application/json; charset=utf-8"})
     assert resp.status_code == 200 and resp.json() == {"ok": True}
 
 
@@ -88,8 +98,10 @@ def test_validation_errors_become_422_with_fields(client):
 def test_other_400s_become_422_in_the_one_error_shape(client):
     resp = client.post("/score", json={"mode": "other400"})
     assert resp.status_code == 422
-    assert resp.json() == {"error": "invalid request: 1 error(s), see detail",
-                           "detail": [{"field": "body", "message": "bad input", "type": "invalid_body"}]}
+    assert resp.json() == {
+        "error": "invalid request: 1 error(s), see detail",
+        "detail": [{"field": "body", "message": "bad input", "type": "invalid_body"}],
+    }
     ErrorResponse.model_validate(resp.json())
 
 
@@ -111,8 +123,12 @@ def test_requests_are_counted_and_timed(client):
 
 
 def test_field_errors_shape():
-    out = field_errors([{"type": "json_invalid", "loc": [], "msg": "Invalid JSON"},
-                        {"type": "extra_forbidden", "loc": ["root", "tx_amont"], "msg": "Extra inputs"}])
+    out = field_errors(
+        [
+            {"type": "json_invalid", "loc": [], "msg": "Invalid JSON"},
+            {"type": "extra_forbidden", "loc": ["root", "tx_amont"], "msg": "Extra inputs"},
+        ]
+    )
     assert out[0]["field"] == "body" and "one JSON document" in out[0]["message"]
     assert out[1]["field"] == "tx_amont" and out[1]["type"] == "extra_forbidden"
 
@@ -120,8 +136,12 @@ def test_field_errors_shape():
 BENTOML_DOC = {
     "openapi": "3.0.2",
     "paths": {
-        "/score": {"post": {"requestBody": {"content": {"application/json": {"schema": {}}}},
-                            "responses": {"200": {"description": "ok"}, "400": {}, "404": {}, "500": {}}}},
+        "/score": {
+            "post": {
+                "requestBody": {"content": {"application/json": {"schema": {}}}},
+                "responses": {"200": {"description": "ok"}, "400": {}, "404": {}, "500": {}},
+            }
+        },
         "/score_batch": {"post": {"requestBody": {"content": {}}, "responses": {"200": {}, "400": {}}}},
         "/metrics": {"get": {"responses": {"200": {"content": {"application/json": {"schema": {}}}}}}},
         "/v1/model": {"get": {"responses": {"200": {}}}},
@@ -139,7 +159,8 @@ def test_the_openapi_document_says_what_the_service_answers():
         op = doc["paths"][path]["post"]
         assert sorted(op["responses"]) == ["200", "415", "422", "500", "503", "504"]
         assert op["responses"]["422"]["content"]["application/json"]["schema"] == {
-            "$ref": "#/components/schemas/ErrorResponse"}
+            "$ref": "#/components/schemas/ErrorResponse"
+        }
         assert op["requestBody"]["required"] is True
     schemas = doc["components"]["schemas"]
     assert schemas["ErrorResponse"]["required"] == ["error"] and "ErrorDetail" in schemas

@@ -6,8 +6,8 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
-from fraudpipeline.features import FEATURE_NAMES
 from fp_serving.schemas import FLOAT32_MAX, MAX_BATCH_ROWS, MAX_COUNT, Features, ScoreBatchRequest, feature_values
+from fraudpipeline.features import FEATURE_NAMES
 
 
 def test_fields_are_the_contract_in_order():
@@ -93,8 +93,12 @@ def test_the_largest_accepted_values_stay_finite_in_float32(feature_row):
 
     from fp_serving.scoring import Scorer
 
-    big = {**feature_row, "tx_amount": FLOAT32_MAX, "customer_nb_tx_1day": MAX_COUNT,
-           "customer_avg_amount_1day": FLOAT32_MAX}
+    big = {
+        **feature_row,
+        "tx_amount": FLOAT32_MAX,
+        "customer_nb_tx_1day": MAX_COUNT,
+        "customer_avg_amount_1day": FLOAT32_MAX,
+    }
     m = Scorer.matrix([Features.model_validate(big)])
     assert np.isfinite(m).all() and m[0, 0] == np.finfo(np.float32).max and m[0, 3] == 2**24
 

@@ -9,10 +9,10 @@ import orjson
 import pytest
 import xgboost as xgb
 
-from fraudpipeline.features import FEATURE_NAMES
+from fp_devtools.bench.serving.synthetic_model import contract_metadata, synthetic_features
 from fp_serving.schemas import Features
 from fp_serving.scoring import ModelLoadError, RowFailure, Scorer, batch_body, model_info, score_batch_rows
-from fp_devtools.bench.serving.synthetic_model import contract_metadata, synthetic_features
+from fraudpipeline.features import FEATURE_NAMES
 
 
 def test_probabilities_match_xgboost(scorer, booster_and_params):
@@ -77,8 +77,9 @@ def test_missing_features_metadata_is_refused(booster_and_params):
 
 def test_non_probability_objective_is_refused(booster_and_params):
     x = synthetic_features(200, seed=2)
-    booster = xgb.train({"objective": "reg:squarederror", "nthread": 1},
-                        xgb.DMatrix(x, label=x[:, 0]), num_boost_round=2)
+    booster = xgb.train(
+        {"objective": "reg:squarederror", "nthread": 1}, xgb.DMatrix(x, label=x[:, 0]), num_boost_round=2
+    )
     info = model_info("fraud-xgb:v", "t", _metadata(booster_and_params), None)
     with pytest.raises(ModelLoadError, match="objective"):
         Scorer(booster, info)
@@ -86,8 +87,11 @@ def test_non_probability_objective_is_refused(booster_and_params):
 
 def test_wrong_feature_count_is_refused(booster_and_params):
     x = synthetic_features(200, seed=2)[:, :5]
-    booster = xgb.train({"objective": "binary:logistic", "nthread": 1},
-                        xgb.DMatrix(x, label=(x[:, 0] > 60).astype(int)), num_boost_round=2)
+    booster = xgb.train(
+        {"objective": "binary:logistic", "nthread": 1},
+        xgb.DMatrix(x, label=(x[:, 0] > 60).astype(int)),
+        num_boost_round=2,
+    )
     info = model_info("fraud-xgb:v", "t", _metadata(booster_and_params), None)
     with pytest.raises(ModelLoadError, match="takes 5 features"):
         Scorer(booster, info)
@@ -119,7 +123,8 @@ def test_a_failing_row_fails_only_the_request_it_came_from(scorer, feature_row):
     first, second = results[:3], results[3:]  # the batcher hands each request its own slice
     status, body = batch_body(first)
     assert status == 200 and [r["fraud_probability"] for r in body["results"]] == pytest.approx(
-        scorer.predict(Scorer.matrix(clean)).tolist())
+        scorer.predict(Scorer.matrix(clean)).tolist()
+    )
     status, body = batch_body(second)
     assert status == 500 and [d["field"] for d in body["detail"]] == ["rows.1"]
     assert isinstance(results[4], RowFailure) and "OverflowError" in results[4].message

@@ -53,7 +53,7 @@ def test_no_timer_left_after_requests():
         for _ in range(200):
             assert (await _call(mw))[0]["status"] == 200
         gc.collect()
-        return [h for h in loop._scheduled if not h.cancelled()]  # noqa: SLF001
+        return [h for h in loop._scheduled if not h.cancelled()]
 
     assert asyncio.run(main()) == []
 

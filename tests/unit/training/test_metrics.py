@@ -22,8 +22,10 @@ def test_auc_and_ap_match_scikit_learn_including_ties(seed):
 
 def _day(day: str, rows: list[tuple[int, int, float]]) -> pd.DataFrame:
     return pd.DataFrame(
-        [{"timestamp": pd.Timestamp(day) + pd.Timedelta(hours=i), "customer_id": c, "fraud": f, "score": s}
-         for i, (c, f, s) in enumerate(rows)]
+        [
+            {"timestamp": pd.Timestamp(day) + pd.Timedelta(hours=i), "customer_id": c, "fraud": f, "score": s}
+            for i, (c, f, s) in enumerate(rows)
+        ]
     )
 
 

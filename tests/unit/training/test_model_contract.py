@@ -14,6 +14,7 @@ import xgboost as xgb
 import yaml
 from pydantic import ValidationError
 
+from fp_serving.config import ServingConfigError, read_settings
 from fraudpipeline.features import FEATURE_NAMES
 from fraudpipeline.model import (
     MODEL_TAG_PATTERN,
@@ -26,17 +27,40 @@ from fraudpipeline.model import (
 )
 from fraudpipeline.spec import ModelSpec
 from fraudpipeline.training.pipeline import TrainConfig
-from fp_serving.config import ServingConfigError, read_settings
 
 REPO = Path(__file__).resolve().parents[3]
-CRDS = [REPO / "crds" / "fraudpipelines.frauddetect.dev.yaml",
-        REPO / "charts" / "fraudpipeline" / "crds" / "fraudpipelines.frauddetect.dev.yaml"]
+CRDS = [
+    REPO / "crds" / "fraudpipelines.frauddetect.dev.yaml",
+    REPO / "charts" / "fraudpipeline" / "crds" / "fraudpipelines.frauddetect.dev.yaml",
+]
 
-VALID = ["fraud-xgb:abc123", "fraud-xgb:q3x7kzd2", "a:b", "0:0", "fraud_xgb.v2:2026-11-01",
-         "fraud-xgb:" + "a" * 63, "m" * 63 + ":v1"]
-INVALID = ["Fraud-XGB:ABC", "fraud-xgb:ABC123", "fraud-xgb", "fraud-xgb:", ":v1", "-fraud:v1", "fraud-:v1",
-           "fraud-xgb:v1-", "fraud-xgb:.v1", "fraud xgb:v1", "fraud-xgb:latest", "a:b:c", "fraud-xgb:" + "a" * 64,
-           "m" * 64 + ":v1", "fraud/xgb:v1", ""]
+VALID = [
+    "fraud-xgb:abc123",
+    "fraud-xgb:q3x7kzd2",
+    "a:b",
+    "0:0",
+    "fraud_xgb.v2:2026-11-01",
+    "fraud-xgb:" + "a" * 63,
+    "m" * 63 + ":v1",
+]
+INVALID = [
+    "Fraud-XGB:ABC",
+    "fraud-xgb:ABC123",
+    "fraud-xgb",
+    "fraud-xgb:",
+    ":v1",
+    "-fraud:v1",
+    "fraud-:v1",
+    "fraud-xgb:v1-",
+    "fraud-xgb:.v1",
+    "fraud xgb:v1",
+    "fraud-xgb:latest",
+    "a:b:c",
+    "fraud-xgb:" + "a" * 64,
+    "m" * 64 + ":v1",
+    "fraud/xgb:v1",
+    "",
+]
 
 
 def _crd_model_tag_schema(path: Path) -> dict:
@@ -107,7 +131,9 @@ def test_every_consumer_takes_the_same_tags(tag):
     assert (tag_problem(tag) is None) == expected
     assert _spec_accepts(tag) == expected, "FraudPipeline spec (pydantic)"
     for crd in CRDS:
-        assert _crd_accepts(_crd_model_tag_schema(crd), tag) == expected, f"{crd}: regenerate with `fraudpipe operator crd --write`"
+        assert _crd_accepts(_crd_model_tag_schema(crd), tag) == expected, (
+            f"{crd}: regenerate with `fraudpipe operator crd --write`"
+        )
     assert _serving_accepts(tag) == expected, "serving image (FRAUDPIPE_MODEL_TAG)"
     assert _metadata_accepts(tag) == expected, "model.json / stored metadata"
     if expected:
@@ -138,10 +164,21 @@ def tiny_booster():
 
 
 def test_export_round_trip_keeps_tag_and_metadata(tmp_path, tiny_booster):
-    meta = ModelMetadata(features=FEATURE_NAMES, threshold=0.397, tag="fraud-xgb:abc123",
-                         train_window={"start": "2018-07-25", "end": "2018-07-31", "delay_days": 7,
-                                       "test_start": "2018-08-08", "test_end": "2018-08-14"},
-                         metrics={"auc": 0.879}, xgboost_params={"max_depth": 3}, data="handbook")
+    meta = ModelMetadata(
+        features=FEATURE_NAMES,
+        threshold=0.397,
+        tag="fraud-xgb:abc123",
+        train_window={
+            "start": "2018-07-25",
+            "end": "2018-07-31",
+            "delay_days": 7,
+            "test_start": "2018-08-08",
+            "test_end": "2018-08-14",
+        },
+        metrics={"auc": 0.879},
+        xgboost_params={"max_depth": 3},
+        data="handbook",
+    )
     export_files(tiny_booster, meta, tmp_path)
     booster, back = load_export(tmp_path)
     assert {k: back.to_dict()[k] for k in meta.to_dict()} == meta.to_dict()

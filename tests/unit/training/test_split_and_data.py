@@ -22,8 +22,14 @@ from fraudpipeline.training.split import SplitDates, split
 
 
 def _row(day: str, customer: int, fraud: int) -> dict:
-    return {"transaction_id": 0, "timestamp": pd.Timestamp(day) + pd.Timedelta(hours=12), "customer_id": customer,
-            "terminal_id": 1, "amount": 10.0, "fraud": fraud}
+    return {
+        "transaction_id": 0,
+        "timestamp": pd.Timestamp(day) + pd.Timedelta(hours=12),
+        "customer_id": customer,
+        "terminal_id": 1,
+        "amount": 10.0,
+        "fraud": fraud,
+    }
 
 
 def test_split_drops_cards_known_compromised_by_each_test_day():
@@ -62,7 +68,9 @@ def test_loader_errors_name_the_problem(tmp_path, monkeypatch):
         load_transactions([tmp_path / "nope.parquet"])
     bad = tmp_path / "bad.parquet"
     pd.DataFrame({"TX_DATETIME": pd.to_datetime(["2018-04-01"]), "CUSTOMER_ID": [1]}).to_parquet(bad)
-    with pytest.raises(DataSetError, match=r"missing column\(s\) \['transaction_id', 'terminal_id', 'amount', 'fraud'\]"):
+    with pytest.raises(
+        DataSetError, match=r"missing column\(s\) \['transaction_id', 'terminal_id', 'amount', 'fraud'\]"
+    ):
         load_transactions([bad])
     text = tmp_path / "notparquet.parquet"
     text.write_text("hello")
@@ -77,7 +85,9 @@ def test_loader_reads_several_files_in_time_order(tmp_path):
     df = simulate(SimulatorConfig(n_customers=50, n_terminals=100, days=10, seed=1))
     half = len(df) // 2
     df.iloc[half:].to_parquet(tmp_path / "b.parquet")
-    df.iloc[:half].rename(columns={"timestamp": "TX_DATETIME", "amount": "TX_AMOUNT"}).to_parquet(tmp_path / "a.parquet")
+    df.iloc[:half].rename(columns={"timestamp": "TX_DATETIME", "amount": "TX_AMOUNT"}).to_parquet(
+        tmp_path / "a.parquet"
+    )
     back = load_transactions([tmp_path / "b.parquet", tmp_path / "a.parquet"], start="2018-04-02")
     assert back["timestamp"].is_monotonic_increasing
     assert back["timestamp"].min() >= pd.Timestamp("2018-04-02")
