@@ -55,3 +55,16 @@ def test_shutdown_releases_waiting_workers():
     q.shutdown()
     t.join(timeout=5)
     assert got == [None]
+
+
+def test_backoff_doubles_per_key_up_to_its_cap_with_jitter_and_resets():
+    from fp_operator.workqueue import Backoff
+
+    low, high = Backoff(base=0.5, cap=60, rng=lambda: 0.0), Backoff(base=0.5, cap=60, rng=lambda: 0.999999)
+    assert [low.next("a") for _ in range(4)] == [0.25, 0.5, 1.0, 2.0]  # the lower half of each range
+    assert round(high.next("a"), 3) == 0.5 and low.next("b") == 0.25  # per key
+    for _ in range(20):
+        delay = high.next("a")
+    assert 30 <= delay <= 60  # capped
+    low.forget("a")
+    assert low.next("a") == 0.25 and low.failures("a") == 1
