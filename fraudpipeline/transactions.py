@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+FLOAT32_MAX = 3.4028234663852886e38  # float(numpy.finfo(numpy.float32).max)
 
 
 def _only_strings(value: Any) -> Any:
@@ -49,7 +50,7 @@ _FIXES: dict[str, str] = {
     "customer_id": 'the card identifier: a non-empty string or integer, e.g. "c-1234"',
     "terminal_id": 'the merchant terminal identifier: a non-empty string or integer, e.g. "t-987"',
     "timestamp": 'an RFC 3339 date-time with a UTC offset, e.g. "2018-07-25T13:45:00Z" or "2018-07-25T15:45:00+02:00"',
-    "amount": "a finite number >= 0, e.g. 57.16",
+    "amount": "a finite number >= 0 and <= 3.4e38 (the largest float32, what the model takes), e.g. 57.16",
     "fraud": "0 (genuine) or 1 (fraud)",
 }
 
@@ -76,7 +77,9 @@ class Transaction(BaseModel):
     timestamp: Timestamp = Field(description="When the payment happened (RFC 3339, with offset).")
     customer_id: Identifier = Field(description="The card (key of the customer features).")
     terminal_id: Identifier = Field(description="The merchant terminal (key of the terminal features).")
-    amount: float = Field(ge=0, description="Amount of the payment, >= 0.")
+    # Bounded by float32's largest value: the model scores float32 vectors, and a larger amount
+    # would become infinity there (the scoring service refuses it, see docs/serving-api.md).
+    amount: float = Field(ge=0, le=FLOAT32_MAX, description="Amount of the payment, >= 0.")
 
     @field_validator("amount")
     @classmethod

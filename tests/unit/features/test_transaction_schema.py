@@ -45,6 +45,7 @@ def test_label_time_is_the_transaction_time_in_utc():
         ({"timestamp": "yesterday"}, "timestamp", "RFC 3339"),
         ({"amount": -1}, "amount", ">= 0"),
         ({"amount": "12,50"}, "amount", ">= 0"),
+        ({"amount": 1e300}, "amount", "<= 3.4e38"),
         ({"customer_id": ""}, "customer_id", "non-empty"),
         ({"terminal_id": True}, "terminal_id", "non-empty"),
         ({"transaction_id": None}, "transaction_id", "non-empty"),
