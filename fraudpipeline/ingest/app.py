@@ -466,6 +466,16 @@ def build_api(service: IngestService) -> FastAPI:
     return app
 
 
+SETTINGS_ENV = "FRAUDPIPE_INGEST_SETTINGS"
+
+
+def app_from_environment() -> IngestApp:
+    """uvicorn factory of each worker process (`--workers N`): settings from $FRAUDPIPE_INGEST_SETTINGS."""
+    import os
+
+    return create_app(IngestSettings.from_json(os.environ[SETTINGS_ENV]))
+
+
 def create_app(settings: IngestSettings, service: IngestService | None = None) -> IngestApp:
     """The ASGI app to serve (uvicorn `factory` or `fraudpipe ingest run`)."""
     service = service or IngestService(settings)

@@ -72,6 +72,14 @@ def run(
         list[str] | None,
         typer.Option("--producer-config", "-X", help="Extra librdkafka producer setting NAME=VALUE (repeatable)."),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Worker processes, each with its own producer (one Python process uses one core at most).",
+            min=1,
+            max=32,
+        ),
+    ] = 1,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "warning",
 ) -> None:
     """Serve the Strimzi Kafka Bridge produce API and POST /v1/transactions, /v1/labels until stopped."""
@@ -127,21 +135,46 @@ def run(
                 "(on Kubernetes the operator does): /v1/" + role + " answers 503 until it exists"
             )
     err.print(
-        f"[green]fraudpipe ingest[/] for {settings.pipeline} on http://{settings.host}:{settings.port} "
+        f"[green]fraudpipe ingest[/] ({workers} worker{'s' if workers > 1 else ''}) for {settings.pipeline} "
+        f"on http://{settings.host}:{settings.port} "
         f"-> Kafka {settings.bootstrap_servers}: /v1/transactions -> {settings.topics['transactions']}, "
         f"/v1/labels -> {settings.topics['labels']}, /topics/{{topic}} (Strimzi Kafka Bridge API). "
         "Ctrl-C stops.",
         highlight=False,
     )
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_level=log_level,
-        timeout_graceful_shutdown=max(5, settings.delivery_timeout_ms // 1000 + 2),
-    )
-    uvicorn.Server(config).run()
+    server = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "lifespan": "on",
+        "access_log": False,
+        "log_level": log_level,
+        "timeout_graceful_shutdown": max(5, settings.delivery_timeout_ms // 1000 + 2),
+    }
+    if workers == 1:
+        uvicorn.Server(uvicorn.Config(create_app(settings), **server)).run()
+        return
+    # Several processes on one listening socket, each with its own producer; metrics summed over
+    # them through prometheus_client's multiprocess files (the directory must exist before they start).
+    import os
+    import shutil
+    import tempfile
+
+    from fraudpipeline.ingest.app import SETTINGS_ENV
+    from fraudpipeline.ingest.metrics import MULTIPROCESS_ENV
+
+    metrics_dir = tempfile.mkdtemp(prefix="fraudpipe-ingest-metrics-")
+    os.environ[MULTIPROCESS_ENV] = metrics_dir
+    os.environ[SETTINGS_ENV] = settings.to_json()
+    try:
+        # (a worker imports this command's module tree first: give it more than uvicorn's 5 s to come up)
+        uvicorn.run(
+            "fraudpipeline.ingest.app:app_from_environment",
+            factory=True,
+            workers=workers,
+            timeout_worker_healthcheck=60,
+            **server,
+        )
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -111,6 +111,7 @@ class Gateway:
         max_queued_records: int = 200_000,
         producer_config: dict[str, Any] | None = None,
         on_state: Callable[[bool], None] | None = None,
+        on_poll: Callable[[int], None] | None = None,
     ):
         self.bootstrap_servers = bootstrap_servers
         self.delivery_timeout_ms = delivery_timeout_ms
@@ -122,6 +123,7 @@ class Gateway:
         self.fatal: str | None = None
         self._first_state = True
         self._on_state = on_state
+        self._on_poll = on_poll
         self.config: dict[str, Any] = {
             "bootstrap.servers": bootstrap_servers,
             "client.id": "fraudpipe-ingest",
@@ -196,7 +198,10 @@ class Gateway:
         if producer is None or self._loop is None:
             return
         producer.poll(0)
-        busy = len(producer) > 0
+        queued = len(producer)
+        busy = queued > 0
+        if self._on_poll is not None:
+            self._on_poll(queued)
         self._fast = busy
         self._timer = self._loop.call_later(0.001 if busy else 0.1, self._tick)
 

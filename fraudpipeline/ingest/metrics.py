@@ -1,20 +1,27 @@
-"""Prometheus metrics of the ingest service, all named `fraudpipe_ingest_*` (one process, one registry)."""
+"""Prometheus metrics of the ingest service, all named `fraudpipe_ingest_*`.
+
+One process: a registry of its own, plus the process collectors. Several worker processes
+(`fraudpipe ingest run --workers N`): prometheus_client's multiprocess mode (each worker writes its
+values to files in PROMETHEUS_MULTIPROC_DIR, set before the workers start) and /metrics sums them,
+whichever worker answers the scrape.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
-from prometheus_client import (  # noqa: F401 - on REGISTRY
+from prometheus_client import (
     CONTENT_TYPE_LATEST,
-    GC_COLLECTOR,
-    PLATFORM_COLLECTOR,
-    PROCESS_COLLECTOR,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     generate_latest,
 )
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 NAMESPACE, SUBSYSTEM = "fraudpipe", "ingest"
 # A request takes 1..10 ms when Kafka is healthy; the tail buckets catch broker stalls and timeouts.
@@ -53,6 +60,7 @@ class Metrics:
     """The service's metrics, in a registry of their own (so tests can build several services)."""
 
     def __init__(self, queued: Callable[[], int] = lambda: 0, registry: CollectorRegistry | None = None):
+        self.multiprocess = bool(os.environ.get(MULTIPROCESS_ENV))
         self.registry = registry or CollectorRegistry()
         kw = {"namespace": NAMESPACE, "subsystem": SUBSYSTEM, "registry": self.registry}
         self.records = Counter(
@@ -76,10 +84,16 @@ class Metrics:
             **kw,
         )
         self.batch_records = Histogram("request_records", "Records per produce request", buckets=BATCH_BUCKETS, **kw)
-        self.in_flight = Gauge("in_flight_requests", "Requests being handled", **kw)
-        queued_gauge = Gauge("queued_records", "Records handed to the producer, not yet acknowledged", **kw)
-        queued_gauge.set_function(queued)
-        self.kafka_up = Gauge("kafka_up", "1 when the broker answers and the producer is healthy", **kw)
+        # Across workers: requests and queued records add up; Kafka is up when every worker says so.
+        self.in_flight = Gauge("in_flight_requests", "Requests being handled", multiprocess_mode="livesum", **kw)
+        self.queued = Gauge(
+            "queued_records", "Records handed to the producer, not yet acknowledged", multiprocess_mode="livesum", **kw
+        )
+        if not self.multiprocess:  # (a function gauge is read at scrape time, in this process only)
+            self.queued.set_function(queued)
+        self.kafka_up = Gauge(
+            "kafka_up", "1 when the broker answers and the producer is healthy", multiprocess_mode="livemin", **kw
+        )
         self._children: dict[tuple[str, str], Counter] = {}
         self._endpoint: dict[tuple[str, int], Counter] = {}
         self._latency: dict[str, Histogram] = {}
@@ -100,8 +114,17 @@ class Metrics:
             hist = self._latency[endpoint] = self.request_latency.labels(endpoint)
         hist.observe(seconds)
 
-    def exposition(self) -> tuple[bytes, str]:
-        from prometheus_client import REGISTRY
+    def set_queued(self, n: int) -> None:
+        """Several workers: each writes its own count (one process reads the producer at scrape time)."""
+        if self.multiprocess:
+            self.queued.set(n)
 
+    def exposition(self) -> tuple[bytes, str]:
+        if self.multiprocess:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
         # The process collectors (CPU, memory, GC) live on the default registry.
         return generate_latest(self.registry) + generate_latest(REGISTRY), CONTENT_TYPE_LATEST

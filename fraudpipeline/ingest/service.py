@@ -84,6 +84,8 @@ class IngestService:
             on_state=self._on_kafka_state,
         )
         self.metrics = metrics or Metrics(lambda: self.gateway.queued)
+        if self.metrics.multiprocess:
+            self.gateway._on_poll = self.metrics.set_queued
 
     def _on_kafka_state(self, up: bool) -> None:
         self.metrics.kafka_up.set(1 if up else 0)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,3 +53,11 @@ class IngestSettings:
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: Any) -> IngestSettings:
         return cls.from_pipeline(load_pipeline(path), **kwargs)
+
+    def to_json(self) -> str:
+        """For worker processes, which read it back with `from_json` (`fraudpipe ingest run --workers`)."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> IngestSettings:
+        return cls(**json.loads(text))

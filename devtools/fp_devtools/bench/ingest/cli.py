@@ -16,6 +16,7 @@ def command(
     connections: Annotated[
         int, typer.Option(min=1, max=256, help="Connections of the flat-out single-record runs.")
     ] = 32,
+    workers: Annotated[int, typer.Option(min=1, max=8, help="Worker processes of the service (--workers).")] = 1,
     only: Annotated[
         list[str] | None, typer.Option(help="Run only this scenario (repeatable), e.g. bridge-single@1000.")
     ] = None,
@@ -33,7 +34,7 @@ def command(
 
     with err.status("benchmarking the ingest API", spinner="dots"):
         try:
-            result = run(duration=duration, connections=connections, only=only, say=say)
+            result = run(duration=duration, connections=connections, workers=workers, only=only, say=say)
         except RuntimeError as exc:
             err.print(f"[red]bench ingest failed:[/red] {exc}")
             raise typer.Exit(1) from None

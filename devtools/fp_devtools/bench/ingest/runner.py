@@ -248,18 +248,29 @@ def targets(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(
-    *, duration: float = 8.0, connections: int = 32, only: list[str] | None = None, say: Say = print
+    *,
+    duration: float = 8.0,
+    connections: int = 32,
+    workers: int = 1,
+    only: list[str] | None = None,
+    say: Say = print,
 ) -> dict[str, Any]:
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="fp-bench-ingest-"))
     try:
-        return _run(workdir, duration, connections, only, say, started)
+        return _run(workdir, duration, connections, workers, only, say, started)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _run(
-    workdir: Path, duration: float, connections: int, only: list[str] | None, say: Say, started: float
+    workdir: Path,
+    duration: float,
+    connections: int,
+    workers: int,
+    only: list[str] | None,
+    say: Say,
+    started: float,
 ) -> dict[str, Any]:
     from fp_devtools import kafka as dev_kafka
     from fp_devtools.machine import machine_info
@@ -289,10 +300,12 @@ def _run(
             bootstrap,
             "--port",
             str(port),
+            "--workers",
+            str(workers),
         ]
         say(f"starting fraudpipe ingest on {url}")
         with ServerProcess("fraudpipe ingest", cmd, dict(os.environ), workdir / "ingest.log") as service:
-            service.wait_ready(url + "/readyz")
+            service.wait_ready(url + "/readyz", deadline_s=180)
             say("warming up")
             _load(Scenario("warm-up", "http", "/topics/{topic}", connections=8), url, bodies, bootstrap, topic, 2.0)
             for sc in chosen:
@@ -321,8 +334,9 @@ def _run(
         "warnings": warnings,
         "machine": machine,
         "config": {
-            "service": "fraudpipe ingest run (1 process: uvicorn, uvloop, httptools; confluent-kafka producer, "
-            "enable.idempotence, acks=all, linger.ms=1, murmur2 partitioner)",
+            "service": f"fraudpipe ingest run --workers {workers} (uvicorn, uvloop, httptools; per worker process "
+            "one confluent-kafka producer: enable.idempotence, acks=all, linger.ms=1, murmur2 partitioner)",
+            "workers": workers,
             "broker": "Apache Kafka 4.4.0, KRaft, one node, started by fp_devtools on this machine",
             "topic": f"{PARTITIONS} partitions, replication factor 1",
             "records": "card transactions of about 130 bytes (JSON), keyed by card (5,000 cards); bridge "
