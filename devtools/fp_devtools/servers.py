@@ -89,6 +89,10 @@ def prepare(servers: list[str]) -> dict[str, str]:
         if server == "kafka":
             cache.require("java")
             done["kafka"] = f"{len(kafka.classpath().split(':'))} jars"
+            # The streaming job's Kafka connector for local runs (fraudpipe stream run), by Maven too.
+            from fp_flink.connector import kafka_connector_jar
+
+            done["flink-kafka-connector"] = str(kafka_connector_jar())
         elif server == "kube":
             done.update({k: v or "missing" for k, v in kube.binaries().items()})
             done["helm"] = str(builds.helm_binary())

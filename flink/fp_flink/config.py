@@ -112,6 +112,11 @@ def config_from_namespace(ns: argparse.Namespace) -> JobConfig:
     if ns.scoring_mode == "remote" and not ns.serving_url:
         raise JobConfigError("--scoring-mode remote needs --serving-url URL (the scoring service, "
                              "e.g. http://payments-model.fraud.svc:3000)")
+    from fraudpipeline.model import tag_problem
+
+    problem = tag_problem(ns.model_tag)
+    if problem:
+        raise JobConfigError(f"--model-tag {problem}")
     if ns.threshold is not None and not 0.0 <= ns.threshold <= 1.0:
         raise JobConfigError(f"--threshold {ns.threshold}: give a fraud probability between 0 and 1")
     for flag, value, low in (("--buckets", ns.buckets, 1), ("--batch-size", ns.batch_size, 1),

@@ -57,12 +57,13 @@ def local_parser() -> argparse.ArgumentParser:
     return p
 
 
-def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
-    """The newest complete checkpoint (a chk-N folder with its _metadata) of any earlier run."""
-    found = [m.parent for m in checkpoint_dir.glob("*/chk-*/_metadata")]
+def latest_checkpoint(state_dir: Path) -> Path | None:
+    """The newest complete checkpoint or savepoint (a folder with its _metadata) of any earlier run."""
+    found = [m.parent for m in (*state_dir.glob("checkpoints/*/chk-*/_metadata"),
+                                *state_dir.glob("savepoints/savepoint-*/_metadata"))]
     if not found:
         return None
-    return max(found, key=lambda p: (p.stat().st_mtime, int(p.name.split("-")[1])))
+    return max(found, key=lambda p: (p.joinpath("_metadata").stat().st_mtime, p.name))
 
 
 def free_port() -> int:
@@ -96,7 +97,7 @@ def local_configuration(opts: LocalOptions, jar: Path):
                     "org.apache.flink.metrics.prometheus.PrometheusReporterFactory")
     conf.set_string("metrics.reporter.prom.port", str(opts.metrics_port))
     conf.set_string("rest.bind-address", "127.0.0.1")
-    restored = latest_checkpoint(state / "checkpoints") if opts.restore else None
+    restored = latest_checkpoint(state) if opts.restore else None
     if restored is not None:
         conf.set_string("execution.state-recovery.path", restored.as_uri())
     return conf, restored
@@ -150,22 +151,68 @@ class Counters:
             self.scraped_at = time.time()
 
 
+def input_end_offsets(config: JobConfig) -> dict[tuple[str, int], int]:
+    """The latest offset of every input partition now: where a bounded run stops."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": config.bootstrap_servers, "group.id": config.group_id})
+    try:
+        ends = {}
+        for topic in (config.transactions_topic, config.labels_topic):
+            meta = consumer.list_topics(topic, timeout=15).topics[topic]
+            if meta.error is not None:
+                raise RuntimeError(f"topic {topic}: {meta.error.str()}")
+            for p in meta.partitions:
+                ends[(topic, p)] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1]
+        return ends
+    finally:
+        consumer.close()
+
+
+def caught_up(config: JobConfig, ends: dict[tuple[str, int], int]) -> bool:
+    """True once the offsets the job committed (on completed checkpoints) reach `ends` everywhere."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": config.bootstrap_servers})
+    request = ConsumerGroupTopicPartitions(config.group_id, [TopicPartition(t, p) for (t, p) in ends])
+    try:
+        result = admin.list_consumer_group_offsets([request])[config.group_id].result(10)
+    except Exception:  # noqa: BLE001 - not yet known: ask again later
+        return False
+    committed = {(tp.topic, tp.partition): tp.offset for tp in result.topic_partitions}
+    return all(end == 0 or committed.get(key, -1) >= end for key, end in ends.items())
+
+
 def run(config: JobConfig, opts: LocalOptions, show_progress: bool = True) -> dict:
-    """Run until the job ends (bounded input) or is stopped (SIGINT/SIGTERM: cancelled, checkpoint kept)."""
+    """Run until stopped, or with `config.bounded` until the input that was there at start is done.
+
+    Both ends go through stop-with-savepoint, so that every output is committed and the next start
+    resumes from where this one stopped: SIGINT/SIGTERM stop the job without draining; a bounded
+    run, once the offsets committed on checkpoints reach the input's end, stops it with a drain
+    (the final watermark scores the rows still waiting for their batch). The Kafka connector's own
+    bounded mode is not used here: a job restored from a checkpoint never ends in it.
+    """
+    from dataclasses import replace
+
     from pyflink.datastream import StreamExecutionEnvironment
 
     from fp_flink.connector import kafka_connector_jar
-    from fp_flink.job import build_job
+    from fp_flink.job import build_job, check_model
 
+    check_model(config)  # a wrong model is refused before a JVM starts
     opts.state_dir.mkdir(parents=True, exist_ok=True)
     if opts.metrics_port is None:
         opts = LocalOptions(**{**opts.__dict__, "metrics_port": free_port()})
     jar = kafka_connector_jar(opts.connector_jar)
+    ends = input_end_offsets(config) if config.bounded else None
     _thread_mode_path()
     _reporter_on_classpath()
+    # Flink's own log (JobManager, TaskManager, connectors) goes beside the checkpoints.
+    os.environ["FLINK_LOG_DIR"] = str((opts.state_dir / "log").resolve())
     conf, restored = local_configuration(opts, jar)
     env = StreamExecutionEnvironment.get_execution_environment(conf)
-    name = build_job(env, config)
+    name = build_job(env, replace(config, bounded=False))
     started = time.time()
     client = env.execute_async(name)
     job_id = str(client.get_job_id())
@@ -174,31 +221,44 @@ def run(config: JobConfig, opts: LocalOptions, show_progress: bool = True) -> di
     (opts.state_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n")
     log.info("job %s started (%s)%s", job_id, name, f", restored from {restored}" if restored else "")
 
-    stop = threading.Event()
+    stopping = threading.Event()
+    savepoints = (opts.state_dir / "savepoints").resolve().as_uri()
+    outcome: dict = {}
 
-    def _cancel(signum, _frame):
-        if not stop.is_set():
-            stop.set()
-            log.info("signal %s: cancelling the job (its last checkpoint is kept for the next start)", signum)
+    def _stop(drain: bool, why: str) -> None:
+        if stopping.is_set():
+            return
+        stopping.set()
+        log.info("%s: stopping the job with a savepoint%s", why, " (drain)" if drain else "")
+
+        def _go() -> None:
             try:
-                client.cancel()
-            except Exception as exc:  # noqa: BLE001 - already finished
-                log.info("cancel: %s", exc)
+                path = _stop_with_savepoint(client, drain, savepoints)
+                outcome["savepoint"] = path
+                outcome["stopped"] = "FINISHED" if drain else "STOPPED"
+                log.info("savepoint %s", path)
+            except Exception as exc:  # noqa: BLE001 - fall back to a cancel; the last checkpoint stays
+                log.warning("stop with savepoint failed (%s); cancelling", root_cause(exc))
+                try:
+                    client.cancel().result()
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
+
+        threading.Thread(target=_go, daemon=True).start()
 
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _cancel)
+        signal.signal(sig, lambda signum, _frame: _stop(False, f"signal {signum}"))
 
     counters = Counters()
     result = client.get_job_execution_result()
     done = threading.Event()
-    outcome: dict = {}
 
     def _wait() -> None:
         try:
             result.result()
             outcome["state"] = "FINISHED"
-        except Exception as exc:  # noqa: BLE001 - cancelled or failed: reported below
-            outcome["state"] = "CANCELED" if stop.is_set() else "FAILED"
+        except Exception as exc:  # noqa: BLE001 - stopped, cancelled or failed: told apart below
+            outcome["state"] = "CANCELED" if stopping.is_set() else "FAILED"
             outcome["error"] = root_cause(exc)
         finally:
             done.set()
@@ -208,11 +268,29 @@ def run(config: JobConfig, opts: LocalOptions, show_progress: bool = True) -> di
     while not done.wait(1.0):
         counters.scrape(opts.metrics_port)
         live(counters, time.time() - started)
+        if ends is not None and not stopping.is_set() and caught_up(config, ends):
+            _stop(True, "input done")
     live(counters, time.time() - started, final=True)
+    for _ in range(50):  # the savepoint's answer may come just after the job's end
+        if "stopped" in outcome or not stopping.is_set():
+            break
+        time.sleep(0.1)
+    if "stopped" in outcome:  # ended by stop-with-savepoint: every output is committed
+        outcome["state"], outcome["error"] = outcome["stopped"], None
     summary = {**record, "state": outcome.get("state"), "error": outcome.get("error"),
+               "savepoint": outcome.get("savepoint"),
                "seconds": round(time.time() - started, 2), "counters": counters.values}
     (opts.state_dir / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _stop_with_savepoint(client, drain: bool, directory: str) -> str:
+    """JobClient.stopWithSavepoint; PyFlink 2.2's wrapper still calls the two-argument form that
+    Flink 2 removed, so the Java method is called with its savepoint format."""
+    from pyflink.java_gateway import get_gateway
+
+    fmt = get_gateway().jvm.org.apache.flink.core.execution.SavepointFormatType.CANONICAL
+    return str(client._j_job_client.stopWithSavepoint(drain, directory, fmt).get())
 
 
 def root_cause(exc: BaseException) -> str:

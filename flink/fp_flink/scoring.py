@@ -55,22 +55,21 @@ class EmbeddedScorer:
 
     def __init__(self, model_path: str, model_tag: str, threshold: float | None):
         import_xgboost()
-        from fraudpipeline.training.store import load_export
+        from fraudpipeline.model import ModelContractError, load_export
 
         directory = Path(model_path)
-        if not (directory / "model.json").exists():
-            raise ModelMismatch(f"--model-path {directory}: no model.json there; export a model with "
-                                f"`fraudpipe train --export {directory}`")
-        booster, meta = load_export(directory)
-        found = meta.get("model_tag") or meta.get("tag")
-        if found and found != model_tag:
+        try:
+            booster, meta = load_export(directory)
+        except ModelContractError as exc:
+            raise ModelMismatch(f"--model-path: {exc}") from None
+        if meta.tag and meta.tag != model_tag:
             raise ModelMismatch(f"model tags differ: --model-tag is {model_tag!r} but {directory}/model.json "
-                                f"holds {found!r}; export the model the pipeline names, or set "
-                                f"spec.model.modelTag to {found!r}")
+                                f"holds {meta.tag!r}; export the model the pipeline names, or set "
+                                f"spec.model.modelTag to {meta.tag!r}")
         booster.set_param({"nthread": 1})  # one thread per worker: the other core runs Kafka and Flink
         self.booster = booster
         self.model_tag = model_tag
-        self.threshold = float(meta["threshold"] if threshold is None else threshold)
+        self.threshold = float(meta.threshold if threshold is None else threshold)
 
     def score(self, rows: Sequence[Sequence[float]]) -> Scored:
         matrix = np.asarray(rows, dtype=np.float32)
