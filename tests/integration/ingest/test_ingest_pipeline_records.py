@@ -95,7 +95,7 @@ def test_an_invalid_transaction_is_422_naming_record_field_and_fix_and_nothing_i
     assert error["message"].startswith(
         "2 of 3 records are invalid, nothing was sent; record 1: invalid transaction: field 'amount'"
     )
-    assert "expected a finite number >= 0, e.g. 57.16" in error["message"]
+    assert "expected a finite number >= 0" in error["message"]
     assert error["validation_errors"][1].startswith("record 2: invalid transaction: field 'timestamp'")
     assert "RFC 3339 date-time with a UTC offset" in error["validation_errors"][1]
     assert end_offsets(ingest, "transactions") == before
