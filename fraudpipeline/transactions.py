@@ -8,9 +8,11 @@ message names the bad field and says how to fix it.
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -161,6 +163,49 @@ def _parse(model: type[BaseModel], kind: str, data: bytes | str | dict[str, Any]
 def parse_transaction(data: bytes | str | dict[str, Any]) -> Transaction:
     """Validate one transaction (JSON text or dict); raises InvalidRecordError naming the field."""
     return _parse(Transaction, "transaction", data)
+
+
+_CANONICAL_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
+
+
+def _fast_id(value: Any) -> str | None:
+    if type(value) is str:
+        return value if 0 < len(value) <= 128 else None
+    if type(value) is int:
+        text = str(value)
+        return text if len(text) <= 128 else None
+    return None
+
+
+def transaction_fields(data: bytes | str) -> tuple[str, int, str, str, float]:
+    """(transaction_id, event_time_us, customer_id, terminal_id, amount) of one JSON transaction.
+
+    The streaming job's hot path: the same result as `parse_transaction` (a property test holds
+    them equal), about four times faster. Records in the canonical form (string or integer ids,
+    an RFC 3339 time with 'T' and an offset, a JSON number amount) are read directly; anything
+    else goes through the model, which accepts it the same way or raises InvalidRecordError.
+    """
+    try:
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        doc = None
+    if type(doc) is dict:
+        tx_id = _fast_id(doc.get("transaction_id"))
+        cid = _fast_id(doc.get("customer_id"))
+        tid = _fast_id(doc.get("terminal_id"))
+        ts = doc.get("timestamp")
+        amount = doc.get("amount")
+        if (tx_id is not None and cid is not None and tid is not None and type(ts) is str
+                and _CANONICAL_TIME.fullmatch(ts) and (type(amount) is float or type(amount) is int)
+                and 0 <= amount <= FLOAT32_MAX):
+            try:
+                moment = datetime.fromisoformat(ts)
+            except ValueError:
+                moment = None  # e.g. February 30th: the model says why
+            if moment is not None:
+                return tx_id, event_time_us(moment), cid, tid, float(amount)
+    tx = parse_transaction(data)
+    return tx.transaction_id, tx.event_time_us, tx.customer_id, tx.terminal_id, tx.amount
 
 
 def parse_label(data: bytes | str | dict[str, Any]) -> Label:
