@@ -14,6 +14,7 @@ generated models) and we need none of it.
 from __future__ import annotations
 
 import base64
+import functools
 import http.client
 import json
 import os
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from fp_operator import kinds
+from fp_operator import kinds, metrics
 from fp_operator.builders.context import Capabilities
 from fp_operator.labels import FIELD_MANAGER, REPORTING_CONTROLLER
 
@@ -206,10 +207,8 @@ class Kube:
         content_type: str | None = None,
         accept: str = "application/json",
     ) -> dict | None:
-        from fp_operator import metrics
-
         metrics.API_REQUESTS.labels(verb=verb, kind=kind).inc()
-        headers = {"Accept": accept, "User-Agent": f"{FIELD_MANAGER}/{_version()}"}
+        headers = {"Accept": accept, "User-Agent": _user_agent()}
         payload = None
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
@@ -388,13 +387,15 @@ class Kube:
         return Capabilities(found)
 
 
-def _version() -> str:
+@functools.cache
+def _user_agent() -> str:
+    """Read once: package metadata comes from disk."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("fraudpipeline")
+        return f"{FIELD_MANAGER}/{version('fraudpipeline')}"
     except PackageNotFoundError:
-        return "dev"
+        return f"{FIELD_MANAGER}/dev"
 
 
 def path_of(
