@@ -1,7 +1,8 @@
 """What the watches saw: the latest FraudPipelines and children, kept from kopf's watch events.
 
 Reconciles read the live state from here instead of GETting it, so a steady state costs no API
-requests. Objects are indexed by the pipeline they belong to (from their labels).
+requests. Objects are indexed by the pipeline they belong to (from their labels). Stored objects
+are never changed, only replaced, so they are handed out without copying: callers only read them.
 
 Ordering. resourceVersions are opaque: they are only ever compared for equality. A watch stream
 delivers each object's changes in order, so its newest event is the truth, with one exception:
@@ -16,7 +17,6 @@ after `settle_seconds` and the stream is trusted again.
 
 from __future__ import annotations
 
-import copy
 import threading
 import time
 from collections import defaultdict, deque
@@ -37,9 +37,10 @@ def _uid(obj: dict | None) -> str | None:
 
 
 def _strip(obj: dict) -> dict:
-    """A copy without what we never read: other managers' managedFields (ours tell drift, diff.py)."""
-    out = copy.deepcopy(obj)
-    meta = out.get("metadata") or {}
+    """Without what we never read: other managers' managedFields (ours tell drift, diff.py). A
+    shallow copy: nested parts are shared with `obj`, which nobody changes afterwards."""
+    out = dict(obj)
+    meta = out["metadata"] = dict(out.get("metadata") or {})
     if "managedFields" in meta:
         ours = [f for f in meta["managedFields"] if f.get("manager") == FIELD_MANAGER and f.get("operation") == "Apply"]
         if ours:
@@ -137,9 +138,9 @@ class ObjectCache:
             self._drop(key)
 
     def get(self, kind: str, namespace: str, name: str) -> dict | None:
+        """The stored object itself (no copy: it is read, never changed; a new event replaces it)."""
         with self._lock:
-            obj = self._objects.get((kind, namespace, name))
-            return copy.deepcopy(obj) if obj is not None else None
+            return self._objects.get((kind, namespace, name))
 
     def pipeline(self, key: PipelineKey) -> dict | None:
         return self.get("FraudPipeline", *key)
@@ -150,4 +151,4 @@ class ObjectCache:
 
     def children(self, key: PipelineKey) -> dict[Key, dict]:
         with self._lock:
-            return {k: copy.deepcopy(self._objects[k]) for k in self._by_pipeline.get(key, ()) if k in self._objects}
+            return {k: self._objects[k] for k in self._by_pipeline.get(key, ()) if k in self._objects}

@@ -16,7 +16,6 @@ costs no API writes. Two checks, both read from what the API server itself recor
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 from typing import Any
@@ -29,10 +28,10 @@ def desired_hash(desired: dict) -> str:
 
 
 def stamp(desired: dict) -> dict:
-    """The object to apply: `desired` plus the annotation holding its hash."""
-    out = copy.deepcopy(desired)
-    out["metadata"].setdefault("annotations", {})[APPLIED_HASH] = desired_hash(desired)
-    return out
+    """The object to apply: `desired` plus the annotation holding its hash (shares the rest)."""
+    meta = desired["metadata"]
+    annotations = {**(meta.get("annotations") or {}), APPLIED_HASH: desired_hash(desired)}
+    return {**desired, "metadata": {**meta, "annotations": annotations}}
 
 
 def owned_fields(live: dict) -> dict | None:
@@ -44,18 +43,18 @@ def owned_fields(live: dict) -> dict | None:
     ]
     if not entries:
         return None
-    merged: dict = {}
-    for e in entries:  # one entry per apiVersion we applied with
-        _merge(merged, e)
+    merged = entries[0]
+    for e in entries[1:]:  # one entry per apiVersion we applied with
+        merged = _union(merged, e)
     return merged
 
 
-def _merge(into: dict, other: dict) -> None:
-    for k, v in other.items():
-        if isinstance(v, dict) and isinstance(into.get(k), dict):
-            _merge(into[k], v)
-        else:
-            into.setdefault(k, v)
+def _union(a: dict, b: dict) -> dict:
+    """Two field sets as one (new dicts: the cached entries are shared, never changed)."""
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _union(out[k], v) if isinstance(out.get(k), dict) and isinstance(v, dict) else out.get(k, v)
+    return out
 
 
 def _item_entry(fields: dict, item: dict) -> dict | None:
