@@ -29,7 +29,7 @@ from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, Va
 from pyflink.datastream.time_domain import TimeDomain
 
 from fraudpipeline.features.online import CustomerState, RecordRefused, StreamClock, TerminalState, feature_vector
-from fraudpipeline.transactions import InvalidRecordError, parse_label, parse_transaction
+from fraudpipeline.transactions import InvalidRecordError, parse_label, transaction_fields
 from fp_flink import records
 from fp_flink.config import JobConfig
 
@@ -53,8 +53,8 @@ def bucket_of(identifier: str | None, buckets: int) -> int:
 
 
 def _dead_letter(row: Row, reason: str, field: str, kind: str, pipeline: str) -> Row:
-    # Source rows are (key, value, topic, partition, offset); the original bytes are kept as they came.
-    return Row(row[0], row[1], records.dead_letter_headers(reason, field, kind, row[2], row[3], row[4], pipeline))
+    # Source rows are (key, value, "topic/partition/offset"); the original bytes are kept as they came.
+    return Row(row[0], row[1], records.dead_letter_headers(reason, field, kind, row[2], pipeline))
 
 
 class _Metrics:
@@ -129,9 +129,11 @@ class _Step:
         self.do_terminals = terminals
         self.do_scoring = scoring
         self.max_skew_us = config.max_skew_ms * US_PER_MS
+        self.one_bucket = customers and terminals
 
     # -- lifecycle
     def _open(self, ctx: RuntimeContext) -> None:
+        self._profile = _start_profile()
         self.s = _BucketStates(ctx, self.do_customers, self.do_terminals, self.do_scoring)
         self.m = _Metrics(ctx, self.do_scoring)
         self.scorer = _make_scorer(self.config, self.m) if self.do_scoring else None
@@ -142,9 +144,11 @@ class _Step:
     def _close(self) -> None:
         if getattr(self, "scorer", None) is not None:
             self.scorer.close()
+        _stop_profile(getattr(self, "_profile", None), type(self).__name__)
 
     def _bucket(self, ctx) -> int:
-        bucket = ctx.get_current_key()
+        # The fused layout has one bucket: asking Flink for the key would cost a JVM call per record.
+        bucket = 0 if self.one_bucket else ctx.get_current_key()
         if bucket not in self.s.clocks:
             self.s.load(bucket, self.max_skew_us)
         return bucket
@@ -155,9 +159,7 @@ class _Step:
         s = self.s
         try:
             if upstream is None:
-                tx = parse_transaction(row[1])
-                tx_id, t_us, cid, tid, amount = (tx.transaction_id, tx.event_time_us, tx.customer_id,
-                                                 tx.terminal_id, tx.amount)
+                tx_id, t_us, cid, tid, amount = transaction_fields(row[1])
             else:
                 tx_id, t_us, cid, tid, amount, c6 = upstream
             self._admit(bucket, t_us)
@@ -189,7 +191,7 @@ class _Step:
         if not self.do_terminals:
             return ("upstream", (tx_id, t_us, cid, tid, amount, c6))
         return ("entry", (row[1], cid, tid, tx_id, t_us, feature_vector(t_us, amount, c6, t6),
-                          (row[2], row[3], row[4]), time.time()))
+                          row[2], time.time()))
 
     def _admit(self, bucket: int, t_us: int) -> None:
         """Refuse a record too far ahead of the stream (FutureRecord); checkpoint the clock now and then."""
@@ -262,7 +264,7 @@ class _Step:
             if i in scored.refused:
                 m.dead_letters.inc()
                 yield DEAD_LETTERS, Row(cid.encode(), value, records.dead_letter_headers(
-                    scored.refused[i], "(features)", records.UNSCORABLE, *source, self.pipeline))
+                    scored.refused[i], "(features)", records.UNSCORABLE, source, self.pipeline))
                 continue
             score = float(scored.probabilities[i])
             is_fraud = bool(scored.decisions[i])
@@ -327,6 +329,33 @@ class _Step:
             self.m.keys_cleared.inc(cleared)
 
 
+PROFILE_ENV = "FRAUDPIPE_STREAM_PROFILE"
+
+
+def _start_profile():
+    """cProfile of this step's thread when $FRAUDPIPE_STREAM_PROFILE names a folder (development)."""
+    import os
+
+    if not os.environ.get(PROFILE_ENV):
+        return None
+    import cProfile
+
+    profile = cProfile.Profile()
+    profile.enable()
+    return profile
+
+
+def _stop_profile(profile, name: str) -> None:
+    if profile is None:
+        return
+    import os
+
+    profile.disable()
+    folder = os.environ[PROFILE_ENV]
+    os.makedirs(folder, exist_ok=True)
+    profile.dump_stats(os.path.join(folder, f"{name}-{os.getpid()}-{id(profile)}.prof"))
+
+
 def _make_scorer(config: JobConfig, metrics: _Metrics):
     from fp_flink.scoring import EmbeddedScorer, RemoteScorer
 
@@ -381,6 +410,9 @@ class CardStep(KeyedProcessFunction, _Step):
 
     def open(self, runtime_context: RuntimeContext):
         self._open(runtime_context)
+
+    def close(self):
+        self._close()
 
     def process_element(self, value: Any, ctx):
         bucket = self._bucket(ctx)

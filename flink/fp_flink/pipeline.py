@@ -109,8 +109,11 @@ def build(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, config
     layout = config.resolved_layout(env.get_parallelism())
     split = layout == "split"
     buckets = config.buckets if split else 1
-    tx_cols = "`key`, `value`, `topic`, `partition`, `offset`" + (", `customer_id`" if split else "")
-    label_cols = "`key`, `value`, `topic`, `partition`, `offset`" + (", `terminal_id`" if split else "")
+    # Where each record came from travels as one "topic/partition/offset" string: every field of a
+    # row costs a conversion on its way into Python, and this one is read only for dead letters.
+    source = "CONCAT_WS('/', `topic`, CAST(`partition` AS STRING), CAST(`offset` AS STRING))"
+    tx_cols = f"`key`, `value`, {source}" + (", `customer_id`" if split else "")
+    label_cols = f"`key`, `value`, {source}" + (", `terminal_id`" if split else "")
     transactions = t_env.to_data_stream(t_env.sql_query(f"SELECT {tx_cols} FROM fp_transactions"))
     labels = t_env.to_data_stream(t_env.sql_query(f"SELECT {label_cols} FROM fp_labels"))
 
@@ -118,12 +121,12 @@ def build(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, config
         # Step 1, keyed by card bucket: the customer half. Step 2, keyed by terminal bucket: the
         # terminal half, labels, batching and scoring.
         cards = (transactions
-                 .key_by(lambda r: functions.bucket_of(r[5], buckets), key_type=Types.INT())
+                 .key_by(lambda r: functions.bucket_of(r[3], buckets), key_type=Types.INT())
                  .process(functions.CardStep(config), output_type=Types.PICKLED_BYTE_ARRAY())
                  .name("card features").uid("card-features"))
         card_dead = cards.get_side_output(functions.DEAD_LETTERS)
         steps_in = cards.key_by(lambda v: functions.bucket_of(v[1][3], buckets), key_type=Types.INT())
-        label_in = labels.key_by(lambda r: functions.bucket_of(r[5], buckets), key_type=Types.INT())
+        label_in = labels.key_by(lambda r: functions.bucket_of(r[3], buckets), key_type=Types.INT())
         scored = (steps_in.connect(label_in)
                   .process(functions.ScoringStep(config, fused=False), output_type=functions.KEYED_RECORD)
                   .name("terminal features and scoring").uid("terminal-scoring"))

@@ -55,6 +55,8 @@ def _events(table, with_garbage: bool):
 
 
 def _cpu(pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds (user + system) of each process and its children; the driver (this process)
+    without its children, which are the pipeline and the scoring service, counted on their own."""
     import psutil
 
     out = {}
@@ -62,7 +64,7 @@ def _cpu(pids: dict[str, int]) -> dict[str, float]:
         try:
             proc = psutil.Process(pid)
             total = sum(proc.cpu_times()[:2])
-            for child in proc.children(recursive=True):
+            for child in ([] if pid == os.getpid() else proc.children(recursive=True)):
                 try:
                     total += sum(child.cpu_times()[:2])
                 except psutil.NoSuchProcess:
