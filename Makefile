@@ -31,8 +31,8 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 servers: dev
 	$(VENV)/bin/fraudpipe dev prepare
 
-## test: install what is missing, then run every test (unit and integration, real servers)
-test: servers
+## test: install what is missing, lint, then run every test (unit and integration, real servers)
+test: servers lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 ## lint: ruff (lint and format) and the architecture's import contracts (pyproject.toml)
