@@ -273,7 +273,10 @@ class JobManagerSpec(_Model):
 class TaskManagerSpec(_Model):
     resource: FlinkResource = Field(default_factory=lambda: FlinkResource(cpu=1.0, memory="2048m"),
                                     description="TaskManager pod resources.")
-    slots: int = Field(2, ge=1, le=64, description="Task slots per TaskManager (taskmanager.numberOfTaskSlots).")
+    slots: int = Field(1, ge=1, le=64, description=(
+        "Task slots per TaskManager (taskmanager.numberOfTaskSlots). Default 1: the job's Python steps "
+        "run in their TaskManager's one interpreter, so a second slot in the same TaskManager shares its "
+        "lock instead of adding a core (measured in docs/streaming.md); scale out with parallelism."))
 
 
 class ScoringSpec(_Model):

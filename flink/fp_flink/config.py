@@ -49,7 +49,7 @@ class JobConfig:
     layout: Layout | None = None  # None: fused at parallelism 1, split above
     buckets: int = 16
     batch_size: int = 256
-    batch_timeout_ms: int = 10
+    batch_timeout_ms: int = 25
     serving_concurrency: int = 2
     max_out_of_orderness_ms: int = 5_000
     idle_timeout_ms: int = 10_000
@@ -88,7 +88,7 @@ def parser() -> argparse.ArgumentParser:
            "terminal step (scales out). Default: fused at parallelism 1, split above.")
     a("--buckets", type=int, default=16, help="split layout: key buckets per step (the unit of parallelism)")
     a("--batch-size", type=int, default=256, help="rows per scoring call")
-    a("--batch-timeout", default="10ms", help="longest a row waits for its batch to fill")
+    a("--batch-timeout", default="25ms", help="longest a row waits for its batch to fill")
     a("--serving-concurrency", type=int, default=2, help="remote: concurrent /score_batch requests")
     a("--max-out-of-orderness", default="5s", help="watermark delay behind the newest event time")
     a("--idle-timeout", default="10s", help="a partition quiet this long does not hold back the watermark")

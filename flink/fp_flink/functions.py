@@ -1,10 +1,10 @@
 """The job's keyed steps: the 15 features from the shared online state classes, and batched scoring.
 
-Keys are buckets (`zlib.crc32(id) % buckets`), and each bucket keeps its cards or terminals in a
-MapState. Bucketing lets one keyed step own many keys' states at once, so that in the fused layout
-(one bucket) both halves of the features and the scoring live in one Python operator, the design
-measured fastest (docs/streaming.md); in the split layout the card step and the terminal step are
-each spread over the buckets and scale out.
+Keys are buckets (computed on the JVM from the id inside the record, see pipeline.py), and each
+bucket keeps its cards or terminals in a MapState. Bucketing lets one keyed step own many keys'
+states at once, so that in the fused layout (one bucket) both halves of the features and the
+scoring live in one Python operator, the design measured fastest (docs/streaming.md); in the split
+layout the card step and the terminal step are each spread over the buckets and scale out.
 
 Python-side copies of each bucket's states avoid a read from Flink state per record: a bucket is
 loaded whole on its first use after a (re)start, and every change is written through to the
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import time
-import zlib
 from typing import Any
 
 from pyflink.common import Row, Types
@@ -43,13 +42,10 @@ BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
 KEYED_RECORD = Types.ROW_NAMED(["key", "value"], [BYTES, BYTES])
 DEAD_LETTER = Types.ROW_NAMED(["key", "value", "headers"], [BYTES, BYTES, Types.MAP(Types.STRING(), BYTES)])
 DEAD_LETTERS = OutputTag("dead-letters", DEAD_LETTER)
+# The card step's output in the split layout: Row(terminal bucket, payload), keyed on the JVM by
+# its first field; the payload is (source row, features so far), pickled.
+CARD_STEP_OUTPUT = Types.ROW([Types.INT(), Types.PICKLED_BYTE_ARRAY()])
 SCORES = OutputTag("scores", KEYED_RECORD)
-
-
-def bucket_of(identifier: str | None, buckets: int) -> int:
-    # crc32, not hash(): Python's str hash differs between interpreters, so it would not survive
-    # a restore in another worker.
-    return zlib.crc32(identifier.encode()) % buckets if identifier and buckets > 1 else 0
 
 
 def _dead_letter(row: Row, reason: str, field: str, kind: str, pipeline: str) -> Row:
@@ -416,11 +412,12 @@ class CardStep(KeyedProcessFunction, _Step):
 
     def process_element(self, value: Any, ctx):
         bucket = self._bucket(ctx)
-        kind, out = self._transaction(value, ctx, bucket)
+        # value: Row(terminal bucket, key, value, source)
+        kind, out = self._transaction(value[1:], ctx, bucket)
         if kind == "dead":
             yield DEAD_LETTERS, out
             return
-        yield (tuple(value), out)
+        yield Row(value[0], (tuple(value[1:]), out))
 
     def on_timer(self, timestamp: int, ctx):
         yield from self._on_timer(timestamp, ctx)

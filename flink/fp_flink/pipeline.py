@@ -15,10 +15,11 @@ for the watermark and moves nothing, and the Python step sends it to the dead-le
 from __future__ import annotations
 
 from pyflink.common import Types
-from pyflink.datastream import DataStream, StreamExecutionEnvironment
+from pyflink.datastream import DataStream, KeyedStream, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
 from fp_flink import functions
+from fp_flink.functions import BYTES
 from fp_flink.config import JobConfig
 
 # RFC 3339 to epoch seconds on the JVM: fraction dropped (watermarks need no more), offset honoured.
@@ -80,7 +81,6 @@ def declare_tables(t_env: StreamTableEnvironment, config: JobConfig) -> None:
         CREATE TEMPORARY TABLE fp_transactions (
           `key` BYTES, `value` BYTES,
           `topic` STRING METADATA VIRTUAL, `partition` INT METADATA VIRTUAL, `offset` BIGINT METADATA VIRTUAL,
-          `customer_id` AS JSON_VALUE(CAST(`value` AS STRING), '$.customer_id'),
           `event_time` AS {_EVENT_TIME},
           WATERMARK FOR `event_time` AS `event_time` - {wm}
         ) WITH ({_with(source_options(config, config.transactions_topic))})""")
@@ -88,7 +88,6 @@ def declare_tables(t_env: StreamTableEnvironment, config: JobConfig) -> None:
         CREATE TEMPORARY TABLE fp_labels (
           `key` BYTES, `value` BYTES,
           `topic` STRING METADATA VIRTUAL, `partition` INT METADATA VIRTUAL, `offset` BIGINT METADATA VIRTUAL,
-          `terminal_id` AS JSON_VALUE(CAST(`value` AS STRING), '$.terminal_id'),
           `issued` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
           WATERMARK FOR `issued` AS `issued` - {wm}
         ) WITH ({_with(source_options(config, config.labels_topic))})""")
@@ -112,28 +111,38 @@ def build(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, config
     # Where each record came from travels as one "topic/partition/offset" string: every field of a
     # row costs a conversion on its way into Python, and this one is read only for dead letters.
     source = "CONCAT_WS('/', `topic`, CAST(`partition` AS STRING), CAST(`offset` AS STRING))"
-    tx_cols = f"`key`, `value`, {source}" + (", `customer_id`" if split else "")
-    label_cols = f"`key`, `value`, {source}" + (", `terminal_id`" if split else "")
-    transactions = t_env.to_data_stream(t_env.sql_query(f"SELECT {tx_cols} FROM fp_transactions"))
-    labels = t_env.to_data_stream(t_env.sql_query(f"SELECT {label_cols} FROM fp_labels"))
-
+    payload = f"ROW(`key`, `value`, {source})"
     if split:
         # Step 1, keyed by card bucket: the customer half. Step 2, keyed by terminal bucket: the
-        # terminal half, labels, batching and scoring.
+        # terminal half, labels, batching and scoring. The buckets are computed here, on the JVM;
+        # the card step passes the terminal bucket on with its output.
+        tx_query = (f"SELECT {_bucket('customer_id', buckets)} AS k, "
+                    f"ROW({_bucket('terminal_id', buckets)}, `key`, `value`, {source}) AS payload "
+                    f"FROM fp_transactions")
+        label_query = f"SELECT {_bucket('terminal_id', buckets)} AS k, {payload} AS payload FROM fp_labels"
+    else:
+        tx_query = f"SELECT 0 AS k, {payload} AS payload FROM fp_transactions"
+        label_query = f"SELECT 0 AS k, {payload} AS payload FROM fp_labels"
+    # The payload crosses into Python as a tuple: PyFlink builds a Row object field by field, which
+    # measured several microseconds a record.
+    source_row = Types.TUPLE([BYTES, BYTES, Types.STRING()])
+    tx_row = Types.ROW([Types.INT(), Types.TUPLE([Types.INT(), BYTES, BYTES, Types.STRING()]) if split
+                        else source_row])
+    transactions = keyed_on_the_jvm(t_env.to_append_stream(t_env.sql_query(tx_query), tx_row))
+    labels = keyed_on_the_jvm(t_env.to_append_stream(t_env.sql_query(label_query),
+                                                      Types.ROW([Types.INT(), source_row])))
+
+    if split:
         cards = (transactions
-                 .key_by(lambda r: functions.bucket_of(r[3], buckets), key_type=Types.INT())
-                 .process(functions.CardStep(config), output_type=Types.PICKLED_BYTE_ARRAY())
+                 .process(functions.CardStep(config), output_type=functions.CARD_STEP_OUTPUT)
                  .name("card features").uid("card-features"))
         card_dead = cards.get_side_output(functions.DEAD_LETTERS)
-        steps_in = cards.key_by(lambda v: functions.bucket_of(v[1][3], buckets), key_type=Types.INT())
-        label_in = labels.key_by(lambda r: functions.bucket_of(r[3], buckets), key_type=Types.INT())
-        scored = (steps_in.connect(label_in)
+        scored = (keyed_on_the_jvm(cards).connect(labels)
                   .process(functions.ScoringStep(config, fused=False), output_type=functions.KEYED_RECORD)
                   .name("terminal features and scoring").uid("terminal-scoring"))
         dead = scored.get_side_output(functions.DEAD_LETTERS).union(card_dead)
     else:
-        scored = (transactions.key_by(lambda r: 0, key_type=Types.INT())
-                  .connect(labels.key_by(lambda r: 0, key_type=Types.INT()))
+        scored = (transactions.connect(labels)
                   .process(functions.ScoringStep(config, fused=True), output_type=functions.KEYED_RECORD)
                   .name("features and scoring").uid("features-scoring"))
         dead = scored.get_side_output(functions.DEAD_LETTERS)
@@ -145,6 +154,34 @@ def build(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, config
         statements.add_insert("fp_scores", _table(t_env, scored.get_side_output(functions.SCORES)))
     statements.attach_as_datastream()
     return layout
+
+
+def _bucket(field: str, buckets: int) -> str:
+    """SQL: the record's `field` (an id inside the JSON value) to a bucket in [0, buckets).
+
+    Java's String.hashCode is fixed by its specification, so a bucket survives a restore on
+    another JVM; an id that is missing goes to bucket 0 and its record to the dead letters."""
+    if buckets <= 1:
+        return "0"
+    return f"ABS(MOD(HASH_CODE(COALESCE(JSON_VALUE(CAST(`value` AS STRING), '$.{field}'), '')), {buckets}))"
+
+
+def keyed_on_the_jvm(stream: DataStream) -> KeyedStream:
+    """A KeyedStream of `Row(key, payload)` rows keyed by their first field, the payload going on.
+
+    PyFlink's own `key_by` computes the key with a Python function on the producing thread: in
+    thread mode that thread and the keyed step's then take the interpreter lock in turn for every
+    record, which measured costlier than the keyed step's own work. The key is a column here,
+    and the Java side keys by it (the same selector `key_by` uses after its Python function).
+    """
+    from pyflink.common.typeinfo import _from_java_type
+    from pyflink.java_gateway import get_gateway
+
+    key_type, payload_type = _from_java_type(stream._j_data_stream.getTransformation().getOutputType()
+                                             ).get_field_types()
+    j_keyed = stream._j_data_stream.keyBy(get_gateway().jvm.KeyByKeySelector(),
+                                          Types.ROW([key_type]).get_java_type_info())
+    return KeyedStream(j_keyed, payload_type, stream)
 
 
 def _table(t_env: StreamTableEnvironment, stream: DataStream):

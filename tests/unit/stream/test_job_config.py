@@ -30,7 +30,7 @@ def test_the_operators_arguments_parse():
 
 def test_defaults_and_layout():
     config = parse_args([*BASE, "--scoring-mode", "embedded", "--model-path", "/m"])
-    assert config.batch_size == 256 and config.batch_timeout_ms == 10 and config.max_skew_ms == 86_400_000
+    assert config.batch_size == 256 and config.batch_timeout_ms == 25 and config.max_skew_ms == 86_400_000
     assert config.resolved_layout(1) == "fused" and config.resolved_layout(2) == "split"
     assert parse_args([*BASE, "--scoring-mode", "embedded", "--model-path", "/m", "--layout", "split"]
                       ).resolved_layout(1) == "split"
