@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from fraudpipeline.model import MODEL_NAME
+from fraudpipeline.model import MODEL_NAME, split_tag, tag_problem
 
 
 def _parse_day(value: str) -> date:
@@ -46,6 +46,41 @@ class _RichReporter:
         self.advance()
 
 
+def _stored(tag: str) -> str | None:
+    """Why `tag` cannot be saved (the store already holds it), or None."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        found = bentoml.models.get(tag)
+    except NotFound:
+        return None
+    return (
+        f"the BentoML model store already holds it ({found.path}): serve it as it is, or delete it first with "
+        f"`bentoml models delete {tag}`"
+    )
+
+
+def _save_as(result, tag: str, export: Path | None, reporter: _RichReporter) -> None:
+    """Save the trained model under `tag` (then export it), and say so in the summary."""
+    import time
+
+    from fraudpipeline.model import export_files
+    from fraudpipeline.training.store import save_to_bentoml
+
+    started = time.perf_counter()
+    reporter.stage(f"Saving to the BentoML model store as {tag}", total=1)
+    saved = save_to_bentoml(result.booster, result.metadata, tag)
+    if saved != tag:
+        raise RuntimeError(f"BentoML saved the model as {saved}, not {tag}")
+    result.metadata = result.metadata.model_copy(update={"tag": saved})
+    reporter.advance()
+    result.summary["model_tag"] = saved
+    if export is not None:
+        result.summary["export"] = export_files(result.booster, result.metadata, export)
+    result.summary["timings_s"]["save_s"] = round(time.perf_counter() - started, 2)
+
+
 def command(
     data: Annotated[
         list[Path] | None,
@@ -74,6 +109,14 @@ def command(
     ] = None,
     save: Annotated[bool, typer.Option(help="Save the model to the BentoML model store ($BENTOML_HOME).")] = True,
     model_name: Annotated[str, typer.Option(help="Name in the BentoML model store.")] = MODEL_NAME,
+    model_tag: Annotated[
+        str | None,
+        typer.Option(
+            "--model-tag",
+            help="Save under this exact tag, name:version (e.g. the modelTag a FraudPipeline names), instead of a "
+            "generated version. Refused if the store already holds it.",
+        ),
+    ] = None,
     quick: Annotated[
         bool,
         typer.Option(
@@ -94,6 +137,20 @@ def command(
 
     start = _parse_day(train_start)
     err = Console(stderr=True)
+    if model_tag is not None:
+        # The model contract's tag rule; checked, with the store, before any training.
+        problem = tag_problem(model_tag)
+        if problem:
+            err.print(f"[red]error:[/] --model-tag {problem}")
+            raise typer.Exit(2)
+        if not save:
+            err.print("[red]error:[/] --model-tag names the tag to save under: drop --no-save")
+            raise typer.Exit(2)
+        taken = _stored(model_tag)
+        if taken:
+            err.print(f"[red]error:[/] --model-tag {model_tag}: {taken}")
+            raise typer.Exit(2)
+        model_name = split_tag(model_tag)[0]
     try:
         config = TrainConfig(
             train_start=start,
@@ -104,9 +161,10 @@ def command(
             validation_folds=validation_folds,
             threads=threads,
             seed=seed,
-            save=save,
+            # With --model-tag the model is saved (then exported) below, under that tag.
+            save=save and model_tag is None,
             model_name=model_name,
-            export_dir=export,
+            export_dir=export if model_tag is None else None,
             quick=quick,
         )
     except ValueError as exc:
@@ -124,6 +182,8 @@ def command(
         with Progress(*columns, console=err, transient=False) as progress:
             reporter = _RichReporter(progress, err)
             result = run(config, reporter)
+            if model_tag is not None:
+                _save_as(result, model_tag, export, reporter)
             reporter.finish()
     except (DataSetError, TrainingError) as exc:
         err.print(f"[red]error:[/] {exc}")
