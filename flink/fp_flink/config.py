@@ -83,9 +83,13 @@ def parser() -> argparse.ArgumentParser:
     a("--serving-url", default=None, help="remote: base URL of the scoring service")
     a("--serving-timeout-ms", type=int, default=1000)
     a("--threshold", type=float, default=None)
-    a("--layout", choices=["fused", "split"], default=None,
-      help="fused: one keyed step holds both feature halves (parallelism 1 only); split: card step then "
-           "terminal step (scales out). Default: fused at parallelism 1, split above.")
+    a(
+        "--layout",
+        choices=["fused", "split"],
+        default=None,
+        help="fused: one keyed step holds both feature halves (parallelism 1 only); split: card step then "
+        "terminal step (scales out). Default: fused at parallelism 1, split above.",
+    )
     a("--buckets", type=int, default=16, help="split layout: key buckets per step (the unit of parallelism)")
     a("--batch-size", type=int, default=256, help="rows per scoring call")
     a("--batch-timeout", default="25ms", help="longest a row waits for its batch to fill")
@@ -107,11 +111,15 @@ def parse_args(argv: list[str]) -> JobConfig:
 
 def config_from_namespace(ns: argparse.Namespace) -> JobConfig:
     if ns.scoring_mode == "embedded" and not ns.model_path:
-        raise JobConfigError("--scoring-mode embedded needs --model-path DIR (the folder with model.ubj and "
-                             "model.json written by `fraudpipe train --export DIR`)")
+        raise JobConfigError(
+            "--scoring-mode embedded needs --model-path DIR (the folder with model.ubj and "
+            "model.json written by `fraudpipe train --export DIR`)"
+        )
     if ns.scoring_mode == "remote" and not ns.serving_url:
-        raise JobConfigError("--scoring-mode remote needs --serving-url URL (the scoring service, "
-                             "e.g. http://payments-model.fraud.svc:3000)")
+        raise JobConfigError(
+            "--scoring-mode remote needs --serving-url URL (the scoring service, "
+            "e.g. http://payments-model.fraud.svc:3000)"
+        )
     from fraudpipeline.model import tag_problem
 
     problem = tag_problem(ns.model_tag)
@@ -119,22 +127,38 @@ def config_from_namespace(ns: argparse.Namespace) -> JobConfig:
         raise JobConfigError(f"--model-tag {problem}")
     if ns.threshold is not None and not 0.0 <= ns.threshold <= 1.0:
         raise JobConfigError(f"--threshold {ns.threshold}: give a fraud probability between 0 and 1")
-    for flag, value, low in (("--buckets", ns.buckets, 1), ("--batch-size", ns.batch_size, 1),
-                             ("--serving-concurrency", ns.serving_concurrency, 1),
-                             ("--serving-timeout-ms", ns.serving_timeout_ms, 1)):
+    for flag, value, low in (
+        ("--buckets", ns.buckets, 1),
+        ("--batch-size", ns.batch_size, 1),
+        ("--serving-concurrency", ns.serving_concurrency, 1),
+        ("--serving-timeout-ms", ns.serving_timeout_ms, 1),
+    ):
         if value < low:
             raise JobConfigError(f"{flag} {value}: must be at least {low}")
     if ns.batch_size > 10_000:
         raise JobConfigError(f"--batch-size {ns.batch_size}: the scoring service takes at most 10000 rows a call")
     return JobConfig(
-        pipeline=ns.pipeline, bootstrap_servers=ns.bootstrap_servers, transactions_topic=ns.transactions_topic,
-        labels_topic=ns.labels_topic, alerts_topic=ns.alerts_topic, dead_letter_topic=ns.dead_letter_topic,
-        scores_topic=ns.scores_topic, group_id=ns.group_id, scoring_mode=ns.scoring_mode, model_tag=ns.model_tag,
-        model_path=ns.model_path, serving_url=ns.serving_url.rstrip("/") if ns.serving_url else None,
-        serving_timeout_ms=ns.serving_timeout_ms, threshold=ns.threshold, layout=ns.layout, buckets=ns.buckets,
-        batch_size=ns.batch_size, batch_timeout_ms=duration_ms(ns.batch_timeout, "--batch-timeout"),
+        pipeline=ns.pipeline,
+        bootstrap_servers=ns.bootstrap_servers,
+        transactions_topic=ns.transactions_topic,
+        labels_topic=ns.labels_topic,
+        alerts_topic=ns.alerts_topic,
+        dead_letter_topic=ns.dead_letter_topic,
+        scores_topic=ns.scores_topic,
+        group_id=ns.group_id,
+        scoring_mode=ns.scoring_mode,
+        model_tag=ns.model_tag,
+        model_path=ns.model_path,
+        serving_url=ns.serving_url.rstrip("/") if ns.serving_url else None,
+        serving_timeout_ms=ns.serving_timeout_ms,
+        threshold=ns.threshold,
+        layout=ns.layout,
+        buckets=ns.buckets,
+        batch_size=ns.batch_size,
+        batch_timeout_ms=duration_ms(ns.batch_timeout, "--batch-timeout"),
         serving_concurrency=ns.serving_concurrency,
         max_out_of_orderness_ms=duration_ms(ns.max_out_of_orderness, "--max-out-of-orderness"),
         idle_timeout_ms=duration_ms(ns.idle_timeout, "--idle-timeout"),
-        max_skew_ms=duration_ms(ns.max_skew, "--max-skew"), bounded=ns.bounded,
+        max_skew_ms=duration_ms(ns.max_skew, "--max-skew"),
+        bounded=ns.bounded,
     )

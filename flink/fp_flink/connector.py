@@ -34,8 +34,9 @@ def kafka_connector_jar(explicit: str | None = None) -> Path:
     if given:
         path = Path(given).expanduser()
         if not path.is_file():
-            raise ConnectorMissing(f"Kafka connector jar not found at {path} (from "
-                                   f"{'--connector-jar' if explicit else ENV_VAR})")
+            raise ConnectorMissing(
+                f"Kafka connector jar not found at {path} (from {'--connector-jar' if explicit else ENV_VAR})"
+            )
         return path
     folder = cache_root() / "flink" / "jars"
     path = folder / jar_name()
@@ -43,14 +44,25 @@ def kafka_connector_jar(explicit: str | None = None) -> Path:
         return path
     mvn = shutil.which("mvn")
     if mvn is None:
-        raise ConnectorMissing(f"the Flink Kafka connector ({KAFKA_CONNECTOR}) is not in {folder} and Maven is "
-                               f"not installed to fetch it: install Maven 3.8+ (Debian: apt-get install maven), "
-                               f"or pass --connector-jar PATH")
+        raise ConnectorMissing(
+            f"the Flink Kafka connector ({KAFKA_CONNECTOR}) is not in {folder} and Maven is "
+            f"not installed to fetch it: install Maven 3.8+ (Debian: apt-get install maven), "
+            f"or pass --connector-jar PATH"
+        )
     folder.mkdir(parents=True, exist_ok=True)
     run = subprocess.run(
-        [mvn, "-B", "-q", f"-Dmaven.repo.local={cache_root() / 'm2'}", f"{MAVEN_DEPENDENCY_PLUGIN}:copy",
-         f"-Dartifact={KAFKA_CONNECTOR}", f"-DoutputDirectory={folder}"],
-        capture_output=True, text=True)
+        [
+            mvn,
+            "-B",
+            "-q",
+            f"-Dmaven.repo.local={cache_root() / 'm2'}",
+            f"{MAVEN_DEPENDENCY_PLUGIN}:copy",
+            f"-Dartifact={KAFKA_CONNECTOR}",
+            f"-DoutputDirectory={folder}",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if run.returncode != 0 or not path.is_file():
         raise ConnectorMissing(f"Maven could not fetch {KAFKA_CONNECTOR}:\n{run.stdout[-2000:]}{run.stderr[-2000:]}")
     return path

@@ -6,14 +6,18 @@ states at once, so that in the fused layout (one bucket) both halves of the feat
 scoring live in one Python operator, the design measured fastest (docs/streaming.md); in the split
 layout the card step and the terminal step are each spread over the buckets and scale out.
 
-Python-side copies of each bucket's states avoid a read from Flink state per record: a bucket is
-loaded whole on its first use after a (re)start, and every change is written through to the
-MapState, so a checkpoint always holds the same as the copy.
+State is kept as snapshots plus a change log. A bucket's states live in Python (loaded whole on
+its first use after a start); every change a record makes is appended to the bucket's log
+(ListState), one small write, and the changed states are written to the MapStates only when the
+log is compacted (every `COMPACT_EVERY` entries, and at the daily clean-up). A checkpoint thus
+holds the snapshots plus the log since, and a restore replays the log onto the snapshots: the
+same states, for about a third of the state writes of writing each changed state per record.
 
-Rows wait for their batch in a ListState (checkpointed, so a restart loses none) and are scored
-when the batch is full, when a processing-time timer fires (`--batch-timeout`), or at the end of
-a bounded input (event-time timers fire then). Quiet keys are cleared by an event-time timer
-per bucket, once per day of event time.
+The same log holds the rows waiting for their scoring batch: they are scored when the batch is
+full, when a processing-time timer fires (`--batch-timeout`), or at the end of a bounded input
+(event-time timers fire then); a `scored` marker in state says how much of the log is decided,
+so a restore scores again only what was not. Quiet keys are cleared by an event-time timer per
+bucket, once per day of event time.
 """
 
 from __future__ import annotations
@@ -27,16 +31,22 @@ from pyflink.datastream import KeyedCoProcessFunction, KeyedProcessFunction, Out
 from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, ValueStateDescriptor
 from pyflink.datastream.time_domain import TimeDomain
 
-from fraudpipeline.features.online import CustomerState, RecordRefused, StreamClock, TerminalState, feature_vector
-from fraudpipeline.transactions import InvalidRecordError, parse_label, transaction_fields
 from fp_flink import records
 from fp_flink.config import JobConfig
+from fraudpipeline.features.online import CustomerState, RecordRefused, StreamClock, TerminalState, feature_vector
+from fraudpipeline.transactions import InvalidRecordError, parse_label, transaction_fields
 
 log = logging.getLogger("fp_flink")
 
 US_PER_MS = 1000
 DAY_MS = 86_400_000
 CLOCK_WRITE_US = 3_600_000_000
+COMPACT_EVERY = 20_000  # log entries between two writes of the changed states
+
+# Log entries (tuples, pickled into the ListState):
+TX = 0  # (TX, value, cid, tid, tx_id, t_us, amount, vector | None, source, arrived_at)
+LABEL = 1  # (LABEL, tid, t_us, tx_id, fraud)
+CARD = 2  # split layout, card step: (CARD, cid, t_us, amount, tx_id)
 
 BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
 KEYED_RECORD = Types.ROW_NAMED(["key", "value"], [BYTES, BYTES])
@@ -86,34 +96,94 @@ def _histogram(group, name: str):
 
 
 class _BucketStates:
-    """One step's view of its keyed state: Python copies written through to Flink state."""
+    """One step's view of its keyed state: Python copies, snapshots in MapStates, a change log."""
 
-    def __init__(self, ctx: RuntimeContext, customers: bool, terminals: bool, buffer: bool):
+    def __init__(self, ctx: RuntimeContext, customers: bool, terminals: bool):
         pickled = Types.PICKLED_BYTE_ARRAY()
         self.clock_state = ctx.get_state(ValueStateDescriptor("clock", pickled))
-        self.customer_state = ctx.get_map_state(MapStateDescriptor("customers", Types.STRING(), pickled)) \
-            if customers else None
-        self.terminal_state = ctx.get_map_state(MapStateDescriptor("terminals", Types.STRING(), pickled)) \
-            if terminals else None
-        self.buffer_state = ctx.get_list_state(ListStateDescriptor("buffer", pickled)) if buffer else None
+        self.customer_state = (
+            ctx.get_map_state(MapStateDescriptor("customers", Types.STRING(), pickled)) if customers else None
+        )
+        self.terminal_state = (
+            ctx.get_map_state(MapStateDescriptor("terminals", Types.STRING(), pickled)) if terminals else None
+        )
+        self.log_state = ctx.get_list_state(ListStateDescriptor("log", pickled))
+        self.scored_state = ctx.get_state(ValueStateDescriptor("scored", Types.LONG()))
         self.clocks: dict[int, StreamClock] = {}
         self.customers: dict[int, dict[str, CustomerState]] = {}
         self.terminals: dict[int, dict[str, TerminalState]] = {}
-        self.pending: dict[int, list[tuple]] = {}
+        self.pending: dict[int, list[tuple]] = {}  # TX entries waiting for their batch
+        self.log_len: dict[int, int] = {}
+        self.changed_customers: dict[int, set[str]] = {}
+        self.changed_terminals: dict[int, set[str]] = {}
         self.cleanup_timer: dict[int, int] = {}
         self.last_cleanup_us: dict[int, int] = {}
         self.clock_written_us: dict[int, int] = {}
 
     def load(self, bucket: int, max_skew_us: int) -> None:
-        """Bring a bucket's states into Python on its first use in this process."""
+        """Bring a bucket's states into Python on its first use in this process: snapshots, then the log."""
         clock = self.clock_state.value()
         self.clocks[bucket] = clock if clock is not None else StreamClock(max_skew_us)
-        if self.customer_state is not None:
-            self.customers[bucket] = dict(self.customer_state.items())
-        if self.terminal_state is not None:
-            self.terminals[bucket] = dict(self.terminal_state.items())
-        if self.buffer_state is not None:
-            self.pending[bucket] = list(self.buffer_state.get() or [])
+        customers = self.customers[bucket] = dict(self.customer_state.items()) if self.customer_state else {}
+        terminals = self.terminals[bucket] = dict(self.terminal_state.items()) if self.terminal_state else {}
+        changed_c = self.changed_customers[bucket] = set()
+        changed_t = self.changed_terminals[bucket] = set()
+        log = list(self.log_state.get() or [])
+        scored = self.scored_state.value() or 0
+        pending = self.pending[bucket] = []
+        for i, entry in enumerate(log):
+            kind = entry[0]
+            try:
+                if kind == TX:
+                    _, _, cid, tid, tx_id, t_us, amount = entry[:7]
+                    if self.customer_state is not None:
+                        customers.setdefault(cid, CustomerState()).update(t_us, amount, tx_id)
+                        changed_c.add(cid)
+                    terminals.setdefault(tid, TerminalState()).update(t_us, tx_id)
+                    changed_t.add(tid)
+                    if i >= scored:
+                        pending.append(entry)
+                elif kind == LABEL:
+                    _, tid, t_us, tx_id, fraud = entry
+                    terminals.setdefault(tid, TerminalState()).add_label(t_us, tx_id, fraud)
+                    changed_t.add(tid)
+                else:
+                    _, cid, t_us, amount, tx_id = entry
+                    customers.setdefault(cid, CustomerState()).update(t_us, amount, tx_id)
+                    changed_c.add(cid)
+            except RecordRefused:
+                pass  # already in the snapshot: replaying is idempotent by transaction id
+            clock = self.clocks[bucket]
+            if clock.newest_us is None or entry_time(entry) > clock.newest_us:
+                clock.newest_us = entry_time(entry)
+        self.log_len[bucket] = len(log)
+
+    def append(self, bucket: int, entry: tuple) -> None:
+        self.log_state.add(entry)
+        self.log_len[bucket] += 1
+
+    def compact(self, bucket: int) -> None:
+        """Write the states changed since the last compaction and start a new log (no row pending)."""
+        for copies, state, changed in (
+            (self.customers[bucket], self.customer_state, self.changed_customers[bucket]),
+            (self.terminals[bucket], self.terminal_state, self.changed_terminals[bucket]),
+        ):
+            if state is None:
+                continue
+            for key in changed:
+                value = copies.get(key)
+                if value is None:
+                    state.remove(key)
+                else:
+                    state.put(key, value)
+            changed.clear()
+        self.log_state.clear()
+        self.log_len[bucket] = 0
+        self.scored_state.update(0)
+
+
+def entry_time(entry: tuple) -> int:
+    return entry[5] if entry[0] == TX else entry[2]
 
 
 class _Step:
@@ -130,7 +200,7 @@ class _Step:
     # -- lifecycle
     def _open(self, ctx: RuntimeContext) -> None:
         self._profile = _start_profile()
-        self.s = _BucketStates(ctx, self.do_customers, self.do_terminals, self.do_scoring)
+        self.s = _BucketStates(ctx, self.do_customers, self.do_terminals)
         self.m = _Metrics(ctx, self.do_scoring)
         self.scorer = _make_scorer(self.config, self.m) if self.do_scoring else None
         self.flush_timer: dict[int, bool] = {}
@@ -150,8 +220,9 @@ class _Step:
         return bucket
 
     # -- transactions
-    def _transaction(self, row: Row, ctx, bucket: int, upstream: tuple | None = None):
-        """Features for one transaction: returns the buffered entry, or yields a dead letter."""
+    def _transaction(self, row, ctx, bucket: int, upstream: tuple | None = None):
+        """Features for one transaction: ("entry", the TX log entry), ("upstream", the card half) or
+        ("dead", a dead letter)."""
         s = self.s
         try:
             if upstream is None:
@@ -174,10 +245,10 @@ class _Step:
                 if term is None:
                     term = terminals[tid] = TerminalState()
                 t6 = term.update(t_us, tx_id)
-                s.terminal_state.put(tid, term)
+                s.changed_terminals[bucket].add(tid)
             if self.do_customers:
                 c6 = cust.update(t_us, amount, tx_id)
-                s.customer_state.put(cid, cust)
+                s.changed_customers[bucket].add(cid)
         except InvalidRecordError as exc:
             return self._refuse(row, str(exc), exc.field, records.INVALID)
         except RecordRefused as exc:
@@ -185,9 +256,11 @@ class _Step:
             return self._refuse(row, str(exc), exc.field, records.REFUSED)
         self._schedule_cleanup(ctx, bucket, t_us)
         if not self.do_terminals:
+            s.append(bucket, (CARD, cid, t_us, amount, tx_id))
             return ("upstream", (tx_id, t_us, cid, tid, amount, c6))
-        return ("entry", (row[1], cid, tid, tx_id, t_us, feature_vector(t_us, amount, c6, t6),
-                          row[2], time.time()))
+        entry = (TX, row[1], cid, tid, tx_id, t_us, amount, feature_vector(t_us, amount, c6, t6), row[2], time.time())
+        s.append(bucket, entry)
+        return ("entry", entry)
 
     def _admit(self, bucket: int, t_us: int) -> None:
         """Refuse a record too far ahead of the stream (FutureRecord); checkpoint the clock now and then."""
@@ -217,7 +290,8 @@ class _Step:
             if term is None:
                 term = terminals[label.terminal_id] = TerminalState()
             outcome = term.add_label(t_us, label.transaction_id, label.fraud)
-            s.terminal_state.put(label.terminal_id, term)
+            s.changed_terminals[bucket].add(label.terminal_id)
+            s.append(bucket, (LABEL, label.terminal_id, t_us, label.transaction_id, label.fraud))
         except InvalidRecordError as exc:
             yield DEAD_LETTERS, self._refuse(row, str(exc), exc.field, records.INVALID)[1]
             return
@@ -233,12 +307,17 @@ class _Step:
         else:
             self.m.labels.inc()
         self._schedule_cleanup(ctx, bucket, t_us)
+        self._maybe_compact(bucket)
+
+    def _maybe_compact(self, bucket: int) -> None:
+        s = self.s
+        if s.log_len[bucket] >= COMPACT_EVERY and not s.pending.get(bucket):
+            s.compact(bucket)
 
     # -- batching and scoring
     def _buffer(self, entry: tuple, ctx, bucket: int):
         pending = self.s.pending[bucket]
-        pending.append(entry)
-        self.s.buffer_state.add(entry)
+        pending.append(entry)  # already in the log (state), so a checkpoint keeps it
         if len(pending) >= self.batch_size:
             yield from self._flush(bucket)
         elif not self.flush_timer.get(bucket):
@@ -251,35 +330,65 @@ class _Step:
         if not rows:
             return
         self.s.pending[bucket] = []
-        scored = self.scorer.score([r[5] for r in rows])
+        scored = self.scorer.score([r[7] for r in rows])
         decided_at = time.time()
         m = self.m
         scores_topic = self.config.scores_topic is not None
         alerts = 0
-        for i, (value, cid, tid, tx_id, t_us, vector, source, _) in enumerate(rows):
+        for i, (_, value, cid, tid, tx_id, t_us, _, vector, source, _) in enumerate(rows):
             if i in scored.refused:
                 m.dead_letters.inc()
-                yield DEAD_LETTERS, Row(cid.encode(), value, records.dead_letter_headers(
-                    scored.refused[i], "(features)", records.UNSCORABLE, source, self.pipeline))
+                yield (
+                    DEAD_LETTERS,
+                    Row(
+                        cid.encode(),
+                        value,
+                        records.dead_letter_headers(
+                            scored.refused[i], "(features)", records.UNSCORABLE, source, self.pipeline
+                        ),
+                    ),
+                )
                 continue
             score = float(scored.probabilities[i])
             is_fraud = bool(scored.decisions[i])
             key = cid.encode()
             if scores_topic:
-                yield SCORES, Row(key, records.score_value(tx_id, cid, tid, t_us, score, is_fraud, scored.threshold,
-                                                           scored.model_tag, self.pipeline, decided_at))
+                yield (
+                    SCORES,
+                    Row(
+                        key,
+                        records.score_value(
+                            tx_id,
+                            cid,
+                            tid,
+                            t_us,
+                            score,
+                            is_fraud,
+                            scored.threshold,
+                            scored.model_tag,
+                            self.pipeline,
+                            decided_at,
+                        ),
+                    ),
+                )
             if is_fraud:
                 alerts += 1
-                yield Row(key, records.alert_value(value, vector, score, scored.threshold, scored.model_tag,
-                                                   self.pipeline, source, decided_at))
-        # Cleared only now: a checkpoint taken before this point still holds the rows, so a restart
-        # scores them again and the uncommitted outputs of this attempt are aborted with it.
-        self.s.buffer_state.clear()
+                yield Row(
+                    key,
+                    records.alert_value(
+                        value, vector, score, scored.threshold, scored.model_tag, self.pipeline, source, decided_at
+                    ),
+                )
+        # Marked decided only now: a checkpoint taken before this point still has them pending, so a
+        # restart scores them again and the uncommitted outputs of this attempt are aborted with it.
+        s = self.s
+        s.scored_state.update(s.log_len[bucket])
+        self._maybe_compact(bucket)
         m.scored.inc(len(rows) - len(scored.refused))
         if alerts:
             m.alerts.inc(alerts)
         if m.latency_ms is not None:
-            m.latency_ms.update(int((decided_at - rows[0][7]) * 1000))
+            m.latency_ms.update(int((decided_at - rows[0][9]) * 1000))
             m.batch_rows.update(len(rows))
 
     # -- timers
@@ -313,14 +422,16 @@ class _Step:
             return
         s.last_cleanup_us[bucket] = now
         cleared = 0
-        for copies, state in ((s.customers.get(bucket), s.customer_state),
-                              (s.terminals.get(bucket), s.terminal_state)):
-            if copies is None:
-                continue
+        for copies, changed in (
+            (s.customers[bucket], s.changed_customers[bucket]),
+            (s.terminals[bucket], s.changed_terminals[bucket]),
+        ):
             for key in [k for k, v in copies.items() if v.expired(now)]:
                 del copies[key]
-                state.remove(key)
+                changed.add(key)  # removed from its MapState by the compaction below
                 cleared += 1
+        if not s.pending[bucket]:
+            s.compact(bucket)
         if cleared:
             self.m.keys_cleared.inc(cleared)
 
@@ -357,8 +468,14 @@ def _make_scorer(config: JobConfig, metrics: _Metrics):
 
     if config.scoring_mode == "embedded":
         return EmbeddedScorer(config.model_path, config.model_tag, config.threshold)
-    return RemoteScorer(config.serving_url, config.model_tag, config.threshold, config.serving_timeout_ms,
-                        config.serving_concurrency, on_retry=lambda reason: metrics.remote_retries.inc())
+    return RemoteScorer(
+        config.serving_url,
+        config.model_tag,
+        config.threshold,
+        config.serving_timeout_ms,
+        config.serving_concurrency,
+        on_retry=lambda reason: metrics.remote_retries.inc(),
+    )
 
 
 class ScoringStep(KeyedCoProcessFunction, _Step):
@@ -412,11 +529,12 @@ class CardStep(KeyedProcessFunction, _Step):
 
     def process_element(self, value: Any, ctx):
         bucket = self._bucket(ctx)
-        # value: Row(terminal bucket, key, value, source)
+        # value: (terminal bucket, key, value, source)
         kind, out = self._transaction(value[1:], ctx, bucket)
         if kind == "dead":
             yield DEAD_LETTERS, out
             return
+        self._maybe_compact(bucket)
         yield Row(value[0], (tuple(value[1:]), out))
 
     def on_timer(self, timestamp: int, ctx):

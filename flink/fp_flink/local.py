@@ -43,12 +43,17 @@ class LocalOptions:
 def local_parser() -> argparse.ArgumentParser:
     p = parser()
     p.prog = "fraudpipe stream run"
-    p.description = "Run the FraudPipeline streaming job in a local Flink mini-cluster (same arguments as on a cluster)."
+    p.description = (
+        "Run the FraudPipeline streaming job in a local Flink mini-cluster (same arguments as on a cluster)."
+    )
     g = p.add_argument_group("local run")
     g.add_argument("--state-dir", required=True, help="checkpoints, logs and the run record live here")
     g.add_argument("--parallelism", type=int, default=1)
-    g.add_argument("--checkpoint-interval", default="5s",
-                   help="alerts become visible to read_committed consumers at each checkpoint (cluster default: 30s)")
+    g.add_argument(
+        "--checkpoint-interval",
+        default="5s",
+        help="alerts become visible to read_committed consumers at each checkpoint (cluster default: 30s)",
+    )
     g.add_argument("--metrics-port", type=int, default=None, help="Prometheus reporter port (default: a free one)")
     g.add_argument("--connector-jar", default=None, help="flink-sql-connector-kafka jar (default: cache, or Maven)")
     g.add_argument("--no-restore", action="store_true", help="start fresh even if DIR holds a checkpoint")
@@ -59,8 +64,10 @@ def local_parser() -> argparse.ArgumentParser:
 
 def latest_checkpoint(state_dir: Path) -> Path | None:
     """The newest complete checkpoint or savepoint (a folder with its _metadata) of any earlier run."""
-    found = [m.parent for m in (*state_dir.glob("checkpoints/*/chk-*/_metadata"),
-                                *state_dir.glob("savepoints/savepoint-*/_metadata"))]
+    found = [
+        m.parent
+        for m in (*state_dir.glob("checkpoints/*/chk-*/_metadata"), *state_dir.glob("savepoints/savepoint-*/_metadata"))
+    ]
     if not found:
         return None
     return max(found, key=lambda p: (p.joinpath("_metadata").stat().st_mtime, p.name))
@@ -93,8 +100,9 @@ def local_configuration(opts: LocalOptions, jar: Path):
     conf.set_string("restart-strategy.type", "fixed-delay")
     conf.set_string("restart-strategy.fixed-delay.attempts", "3")
     conf.set_string("restart-strategy.fixed-delay.delay", "2 s")
-    conf.set_string("metrics.reporter.prom.factory.class",
-                    "org.apache.flink.metrics.prometheus.PrometheusReporterFactory")
+    conf.set_string(
+        "metrics.reporter.prom.factory.class", "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
+    )
     conf.set_string("metrics.reporter.prom.port", str(opts.metrics_port))
     conf.set_string("rest.bind-address", "127.0.0.1")
     restored = latest_checkpoint(state) if opts.restore else None
@@ -143,7 +151,7 @@ class Counters:
         for line in text.splitlines():
             if line.startswith(METRIC_PREFIX):
                 name, _, value = line.rpartition(" ")
-                short = name[len(METRIC_PREFIX):].split("{", 1)[0]
+                short = name[len(METRIC_PREFIX) :].split("{", 1)[0]
                 if short in COUNTERS:
                     sums[short] = sums.get(short, 0.0) + float(value)
         if sums:
@@ -216,8 +224,14 @@ def run(config: JobConfig, opts: LocalOptions, show_progress: bool = True) -> di
     started = time.time()
     client = env.execute_async(name)
     job_id = str(client.get_job_id())
-    record = {"job_id": job_id, "name": name, "pid": os.getpid(), "metrics_port": opts.metrics_port,
-              "restored_from": str(restored) if restored else None, "started_at": started}
+    record = {
+        "job_id": job_id,
+        "name": name,
+        "pid": os.getpid(),
+        "metrics_port": opts.metrics_port,
+        "restored_from": str(restored) if restored else None,
+        "started_at": started,
+    }
     (opts.state_dir / "run.json").write_text(json.dumps(record, indent=2) + "\n")
     log.info("job %s started (%s)%s", job_id, name, f", restored from {restored}" if restored else "")
 
@@ -277,9 +291,14 @@ def run(config: JobConfig, opts: LocalOptions, show_progress: bool = True) -> di
         time.sleep(0.1)
     if "stopped" in outcome:  # ended by stop-with-savepoint: every output is committed
         outcome["state"], outcome["error"] = outcome["stopped"], None
-    summary = {**record, "state": outcome.get("state"), "error": outcome.get("error"),
-               "savepoint": outcome.get("savepoint"),
-               "seconds": round(time.time() - started, 2), "counters": counters.values}
+    summary = {
+        **record,
+        "state": outcome.get("state"),
+        "error": outcome.get("error"),
+        "savepoint": outcome.get("savepoint"),
+        "seconds": round(time.time() - started, 2),
+        "counters": counters.values,
+    }
     (opts.state_dir / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -315,16 +334,17 @@ def _live_view(enabled: bool):
         scored = v.get("scored", 0.0)
         rate = (scored - last["scored"]) / max(elapsed - last["t"], 1e-9) if last["t"] else 0.0
         last.update(t=elapsed, scored=scored)
-        line = (f"[{elapsed:6.0f} s] scored {scored:,.0f} ({rate:,.0f}/s)  alerts {v.get('alerts', 0):,.0f}  "
-                f"dead letters {v.get('dead_letters', 0):,.0f}  labels {v.get('labels', 0):,.0f}")
+        line = (
+            f"[{elapsed:6.0f} s] scored {scored:,.0f} ({rate:,.0f}/s)  alerts {v.get('alerts', 0):,.0f}  "
+            f"dead letters {v.get('dead_letters', 0):,.0f}  labels {v.get('labels', 0):,.0f}"
+        )
         console.print(line, end="\n" if final else "\r", highlight=False)
 
     return show
 
 
 def main(argv: list[str]) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     from fp_flink.config import JobConfigError
     from fp_flink.connector import ConnectorMissing
     from fp_flink.scoring import ModelMismatch
@@ -332,9 +352,14 @@ def main(argv: list[str]) -> int:
     ns = local_parser().parse_args(argv)
     try:
         config = config_from_namespace(ns)
-        opts = LocalOptions(state_dir=Path(ns.state_dir), parallelism=ns.parallelism,
-                            checkpoint_interval_ms=duration_ms(ns.checkpoint_interval, "--checkpoint-interval"),
-                            metrics_port=ns.metrics_port, connector_jar=ns.connector_jar, restore=not ns.no_restore)
+        opts = LocalOptions(
+            state_dir=Path(ns.state_dir),
+            parallelism=ns.parallelism,
+            checkpoint_interval_ms=duration_ms(ns.checkpoint_interval, "--checkpoint-interval"),
+            metrics_port=ns.metrics_port,
+            connector_jar=ns.connector_jar,
+            restore=not ns.no_restore,
+        )
         summary = run(config, opts, show_progress=not ns.quiet)
     except (JobConfigError, ConnectorMissing, ModelMismatch) as exc:
         print(f"fraudpipe stream run: {exc}", file=sys.stderr)

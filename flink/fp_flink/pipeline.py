@@ -19,12 +19,14 @@ from pyflink.datastream import DataStream, KeyedStream, StreamExecutionEnvironme
 from pyflink.table import StreamTableEnvironment
 
 from fp_flink import functions
-from fp_flink.functions import BYTES
 from fp_flink.config import JobConfig
+from fp_flink.functions import BYTES
 
 # RFC 3339 to epoch seconds on the JVM: fraction dropped (watermarks need no more), offset honoured.
-_TX_EVENT_SECONDS = ("UNIX_TIMESTAMP(REGEXP_REPLACE(JSON_VALUE(CAST(`value` AS STRING), '$.timestamp'), "
-                     "'\\.[0-9]+', ''), 'yyyy-MM-dd''T''HH:mm:ssXXX')")
+_TX_EVENT_SECONDS = (
+    "UNIX_TIMESTAMP(REGEXP_REPLACE(JSON_VALUE(CAST(`value` AS STRING), '$.timestamp'), "
+    "'\\.[0-9]+', ''), 'yyyy-MM-dd''T''HH:mm:ssXXX')"
+)
 _EVENT_TIME = f"TO_TIMESTAMP_LTZ(CASE WHEN {_TX_EVENT_SECONDS} > 0 THEN {_TX_EVENT_SECONDS} ELSE 0 END * 1000, 3)"
 
 
@@ -91,13 +93,17 @@ def declare_tables(t_env: StreamTableEnvironment, config: JobConfig) -> None:
           `issued` TIMESTAMP_LTZ(3) METADATA FROM 'timestamp' VIRTUAL,
           WATERMARK FOR `issued` AS `issued` - {wm}
         ) WITH ({_with(source_options(config, config.labels_topic))})""")
-    outputs = [("fp_alerts", config.alerts_topic, "alerts", ""),
-               ("fp_dead_letters", config.dead_letter_topic, "dead-letter", ", `headers` MAP<STRING, BYTES> METADATA")]
+    outputs = [
+        ("fp_alerts", config.alerts_topic, "alerts", ""),
+        ("fp_dead_letters", config.dead_letter_topic, "dead-letter", ", `headers` MAP<STRING, BYTES> METADATA"),
+    ]
     if config.scores_topic:
         outputs.append(("fp_scores", config.scores_topic, "scores", ""))
     for table, topic, role, extra in outputs:
-        t_env.execute_sql(f"CREATE TEMPORARY TABLE {table} (`key` BYTES, `value` BYTES{extra}) "
-                          f"WITH ({_with(sink_options(config, topic, role))})")
+        t_env.execute_sql(
+            f"CREATE TEMPORARY TABLE {table} (`key` BYTES, `value` BYTES{extra}) "
+            f"WITH ({_with(sink_options(config, topic, role))})"
+        )
 
 
 def build(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, config: JobConfig) -> str:
@@ -116,9 +122,11 @@ def build(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, config
         # Step 1, keyed by card bucket: the customer half. Step 2, keyed by terminal bucket: the
         # terminal half, labels, batching and scoring. The buckets are computed here, on the JVM;
         # the card step passes the terminal bucket on with its output.
-        tx_query = (f"SELECT {_bucket('customer_id', buckets)} AS k, "
-                    f"ROW({_bucket('terminal_id', buckets)}, `key`, `value`, {source}) AS payload "
-                    f"FROM fp_transactions")
+        tx_query = (
+            f"SELECT {_bucket('customer_id', buckets)} AS k, "
+            f"ROW({_bucket('terminal_id', buckets)}, `key`, `value`, {source}) AS payload "
+            f"FROM fp_transactions"
+        )
         label_query = f"SELECT {_bucket('terminal_id', buckets)} AS k, {payload} AS payload FROM fp_labels"
     else:
         tx_query = f"SELECT 0 AS k, {payload} AS payload FROM fp_transactions"
@@ -126,25 +134,34 @@ def build(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, config
     # The payload crosses into Python as a tuple: PyFlink builds a Row object field by field, which
     # measured several microseconds a record.
     source_row = Types.TUPLE([BYTES, BYTES, Types.STRING()])
-    tx_row = Types.ROW([Types.INT(), Types.TUPLE([Types.INT(), BYTES, BYTES, Types.STRING()]) if split
-                        else source_row])
+    tx_row = Types.ROW([Types.INT(), Types.TUPLE([Types.INT(), BYTES, BYTES, Types.STRING()]) if split else source_row])
     transactions = keyed_on_the_jvm(t_env.to_append_stream(t_env.sql_query(tx_query), tx_row))
-    labels = keyed_on_the_jvm(t_env.to_append_stream(t_env.sql_query(label_query),
-                                                      Types.ROW([Types.INT(), source_row])))
+    labels = keyed_on_the_jvm(
+        t_env.to_append_stream(t_env.sql_query(label_query), Types.ROW([Types.INT(), source_row]))
+    )
 
     if split:
-        cards = (transactions
-                 .process(functions.CardStep(config), output_type=functions.CARD_STEP_OUTPUT)
-                 .name("card features").uid("card-features"))
+        cards = (
+            transactions.process(functions.CardStep(config), output_type=functions.CARD_STEP_OUTPUT)
+            .name("card features")
+            .uid("card-features")
+        )
         card_dead = cards.get_side_output(functions.DEAD_LETTERS)
-        scored = (keyed_on_the_jvm(cards).connect(labels)
-                  .process(functions.ScoringStep(config, fused=False), output_type=functions.KEYED_RECORD)
-                  .name("terminal features and scoring").uid("terminal-scoring"))
+        scored = (
+            keyed_on_the_jvm(cards)
+            .connect(labels)
+            .process(functions.ScoringStep(config, fused=False), output_type=functions.KEYED_RECORD)
+            .name("terminal features and scoring")
+            .uid("terminal-scoring")
+        )
         dead = scored.get_side_output(functions.DEAD_LETTERS).union(card_dead)
     else:
-        scored = (transactions.connect(labels)
-                  .process(functions.ScoringStep(config, fused=True), output_type=functions.KEYED_RECORD)
-                  .name("features and scoring").uid("features-scoring"))
+        scored = (
+            transactions.connect(labels)
+            .process(functions.ScoringStep(config, fused=True), output_type=functions.KEYED_RECORD)
+            .name("features and scoring")
+            .uid("features-scoring")
+        )
         dead = scored.get_side_output(functions.DEAD_LETTERS)
 
     statements = t_env.create_statement_set()
@@ -177,10 +194,12 @@ def keyed_on_the_jvm(stream: DataStream) -> KeyedStream:
     from pyflink.common.typeinfo import _from_java_type
     from pyflink.java_gateway import get_gateway
 
-    key_type, payload_type = _from_java_type(stream._j_data_stream.getTransformation().getOutputType()
-                                             ).get_field_types()
-    j_keyed = stream._j_data_stream.keyBy(get_gateway().jvm.KeyByKeySelector(),
-                                          Types.ROW([key_type]).get_java_type_info())
+    key_type, payload_type = _from_java_type(
+        stream._j_data_stream.getTransformation().getOutputType()
+    ).get_field_types()
+    j_keyed = stream._j_data_stream.keyBy(
+        get_gateway().jvm.KeyByKeySelector(), Types.ROW([key_type]).get_java_type_info()
+    )
     return KeyedStream(j_keyed, payload_type, stream)
 
 

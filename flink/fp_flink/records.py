@@ -8,7 +8,7 @@ Kafka Connect's dead-letter queues do.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 
@@ -31,12 +31,15 @@ UNSCORABLE = "unscorable"  # features built but the model service refused the ro
 
 
 def now_rfc3339(now: float | None = None) -> str:
-    return datetime.fromtimestamp(time.time() if now is None else now, timezone.utc).isoformat(
-        timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.fromtimestamp(time.time() if now is None else now, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
 
 
 def split_source(source: str) -> tuple[str, int, int]:
-    """"topic/partition/offset" (one field from the source, cheaper to carry than three) -> its parts.
+    """ "topic/partition/offset" (one field from the source, cheaper to carry than three) -> its parts.
 
     Kafka topic names cannot contain '/', so the split is unambiguous."""
     topic, partition, offset = source.rsplit("/", 2)
@@ -45,39 +48,68 @@ def split_source(source: str) -> tuple[str, int, int]:
 
 def dead_letter_headers(reason: str, field: str, kind: str, source: str, pipeline: str) -> dict[str, bytes]:
     topic, partition, offset = split_source(source)
-    return {H_REASON: reason.encode(), H_FIELD: field.encode(), H_KIND: kind.encode(), H_TOPIC: topic.encode(),
-            H_PARTITION: str(partition).encode(), H_OFFSET: str(offset).encode(),
-            H_FAILED_AT: now_rfc3339().encode(), H_PIPELINE: pipeline.encode()}
+    return {
+        H_REASON: reason.encode(),
+        H_FIELD: field.encode(),
+        H_KIND: kind.encode(),
+        H_TOPIC: topic.encode(),
+        H_PARTITION: str(partition).encode(),
+        H_OFFSET: str(offset).encode(),
+        H_FAILED_AT: now_rfc3339().encode(),
+        H_PIPELINE: pipeline.encode(),
+    }
 
 
-def alert_value(transaction: bytes, features: list[float], score: float, threshold: float, model_tag: str,
-                pipeline: str, source: str, decided_at: float) -> bytes:
+def alert_value(
+    transaction: bytes,
+    features: list[float],
+    score: float,
+    threshold: float,
+    model_tag: str,
+    pipeline: str,
+    source: str,
+    decided_at: float,
+) -> bytes:
     """An alert: the transaction as it came, its 15 features by name, score, threshold, model, when."""
-    return orjson.dumps({
-        "pipeline": pipeline,
-        "transaction": orjson.Fragment(transaction),
-        "score": score,
-        "threshold": threshold,
-        "model_tag": model_tag,
-        "features": dict(zip(FEATURE_NAMES, features)),
-        "decided_at": now_rfc3339(decided_at),
-        "source": dict(zip(("topic", "partition", "offset"), split_source(source))),
-    })
+    return orjson.dumps(
+        {
+            "pipeline": pipeline,
+            "transaction": orjson.Fragment(transaction),
+            "score": score,
+            "threshold": threshold,
+            "model_tag": model_tag,
+            "features": dict(zip(FEATURE_NAMES, features)),
+            "decided_at": now_rfc3339(decided_at),
+            "source": dict(zip(("topic", "partition", "offset"), split_source(source))),
+        }
+    )
 
 
-def score_value(transaction_id: str, customer_id: str, terminal_id: str, timestamp_us: int, score: float,
-                is_fraud: bool, threshold: float, model_tag: str, pipeline: str, decided_at: float) -> bytes:
+def score_value(
+    transaction_id: str,
+    customer_id: str,
+    terminal_id: str,
+    timestamp_us: int,
+    score: float,
+    is_fraud: bool,
+    threshold: float,
+    model_tag: str,
+    pipeline: str,
+    decided_at: float,
+) -> bytes:
     """A score (every scored transaction, when the scores topic is configured): compact, no features."""
-    return orjson.dumps({
-        "pipeline": pipeline,
-        "transaction_id": transaction_id,
-        "customer_id": customer_id,
-        "terminal_id": terminal_id,
-        "event_time_us": timestamp_us,
-        "score": score,
-        "is_fraud": is_fraud,
-        "threshold": threshold,
-        "model_tag": model_tag,
-        "decided_at": now_rfc3339(decided_at),
-        "decided_at_ms": int(decided_at * 1000),
-    })
+    return orjson.dumps(
+        {
+            "pipeline": pipeline,
+            "transaction_id": transaction_id,
+            "customer_id": customer_id,
+            "terminal_id": terminal_id,
+            "event_time_us": timestamp_us,
+            "score": score,
+            "is_fraud": is_fraud,
+            "threshold": threshold,
+            "model_tag": model_tag,
+            "decided_at": now_rfc3339(decided_at),
+            "decided_at_ms": int(decided_at * 1000),
+        }
+    )

@@ -63,9 +63,11 @@ class EmbeddedScorer:
         except ModelContractError as exc:
             raise ModelMismatch(f"--model-path: {exc}") from None
         if meta.tag and meta.tag != model_tag:
-            raise ModelMismatch(f"model tags differ: --model-tag is {model_tag!r} but {directory}/model.json "
-                                f"holds {meta.tag!r}; export the model the pipeline names, or set "
-                                f"spec.model.modelTag to {meta.tag!r}")
+            raise ModelMismatch(
+                f"model tags differ: --model-tag is {model_tag!r} but {directory}/model.json "
+                f"holds {meta.tag!r}; export the model the pipeline names, or set "
+                f"spec.model.modelTag to {meta.tag!r}"
+            )
         booster.set_param({"nthread": 1})  # one thread per worker: the other core runs Kafka and Flink
         self.booster = booster
         self.model_tag = model_tag
@@ -91,16 +93,25 @@ class RemoteScorer:
 
     MAX_ROWS = 10_000
 
-    def __init__(self, url: str, model_tag: str, threshold: float | None, timeout_ms: int, concurrency: int,
-                 on_retry: Callable[[str], None] | None = None, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        url: str,
+        model_tag: str,
+        threshold: float | None,
+        timeout_ms: int,
+        concurrency: int,
+        on_retry: Callable[[str], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         import urllib3
 
         self.url = url.rstrip("/")
         self.model_tag = model_tag
         self._threshold = threshold
         self.timeout = urllib3.Timeout(total=timeout_ms / 1000.0)
-        self.http = urllib3.PoolManager(maxsize=concurrency, retries=False,
-                                        headers={"Content-Type": "application/json"})
+        self.http = urllib3.PoolManager(
+            maxsize=concurrency, retries=False, headers={"Content-Type": "application/json"}
+        )
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="fp-score")
         self.concurrency = concurrency
         self.on_retry = on_retry or (lambda reason: None)
@@ -165,13 +176,14 @@ class RemoteScorer:
     def score(self, rows: Sequence[Sequence[float]]) -> Scored:
         threshold = self.threshold
         size = max(1, min(self.MAX_ROWS, -(-len(rows) // self.concurrency)))
-        chunks = [rows[i:i + size] for i in range(0, len(rows), size)]
+        chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
         parts = list(self.pool.map(self._score_chunk, chunks)) if len(chunks) > 1 else [self._score_chunk(chunks[0])]
         probs: list[float] = []
         decisions: list[bool] = []
         refused: dict[int, str] = {}
         tag = self.model_tag
-        for k, (p, d, tag, bad) in enumerate(parts):
+        for k, (p, d, part_tag, bad) in enumerate(parts):
+            tag = part_tag  # the service's own version, as it answered
             refused.update({k * size + i: why for i, why in bad.items()})
             probs += p
             decisions += d

@@ -2,9 +2,6 @@
 and their fraud labels a configurable delay of event time later (`fraudpipe replay`).
 
 `events.replay_events(table, ...)` yields the records; a sink (`kafka.KafkaSink`, or the ingest
-API over HTTP) delivers them; `runner.replay(...)` paces and counts.
+API over HTTP) delivers them; `runner.replay(...)` paces and counts. Nothing is imported here:
+`fraudpipe` loads every command's module at start, and the events need pandas.
 """
-
-from fraudpipeline.replay.events import ReplayEvent, label_record, replay_events, transaction_record
-
-__all__ = ["ReplayEvent", "label_record", "replay_events", "transaction_record"]

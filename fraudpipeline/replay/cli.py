@@ -6,11 +6,9 @@ import json
 import sys
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
-
-from fraudpipeline.replay.events import LabelChoice
 
 
 def _rate(value: str) -> float | None:
@@ -41,32 +39,52 @@ def _topics(pipeline_file: Path | None, transactions_topic: str | None, labels_t
         topics["labels"] = labels_topic
     missing = [r for r in ("transactions", "labels") if r not in topics]
     if missing:
-        raise typer.BadParameter(f"no topic for {', '.join(missing)}: pass -f FRAUDPIPELINE.yaml or "
-                                 f"--{missing[0]}-topic NAME")
+        raise typer.BadParameter(
+            f"no topic for {', '.join(missing)}: pass -f FRAUDPIPELINE.yaml or --{missing[0]}-topic NAME"
+        )
     return topics
 
 
 def command(
-    data: Annotated[Optional[list[Path]], typer.Option(
-        "--data", help="Transaction parquet file(s). Default: $FRAUDPIPE_DATA, else the handbook data set "
-        "beside the repository, else the built-in simulator.")] = None,
-    start: Annotated[str, typer.Option("--from", help="First day to replay (YYYY-MM-DD); the handbook's "
-                                       "test week starts 2018-08-08.")] = "2018-08-08",
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--data",
+            help="Transaction parquet file(s). Default: $FRAUDPIPE_DATA, else the handbook data set "
+            "beside the repository, else the built-in simulator.",
+        ),
+    ] = None,
+    start: Annotated[
+        str,
+        typer.Option("--from", help="First day to replay (YYYY-MM-DD); the handbook's test week starts 2018-08-08."),
+    ] = "2018-08-08",
     days: Annotated[int, typer.Option(help="Days of transactions to replay.", min=1)] = 7,
     rate: Annotated[str, typer.Option(help="Transactions per second, or 'max' (labels ride along).")] = "max",
-    pipeline_file: Annotated[Optional[Path], typer.Option(
-        "-f", "--file", help="FraudPipeline YAML: its transactions and labels topic names.")] = None,
-    bootstrap_servers: Annotated[Optional[str], typer.Option(
-        help="Kafka host:port. Default: the broker of `fraudpipe dev up` (.fraudpipe/dev/env.json).")] = None,
-    transactions_topic: Annotated[Optional[str], typer.Option(help="Overrides the file's topic.")] = None,
-    labels_topic: Annotated[Optional[str], typer.Option(help="Overrides the file's topic.")] = None,
-    label_delay_days: Annotated[float, typer.Option(
-        help="Event-time delay between a transaction and its label (the handbook's is 7 days).", min=0)] = 7.0,
+    pipeline_file: Annotated[
+        Path | None,
+        typer.Option("-f", "--file", help="FraudPipeline YAML: its transactions and labels topic names."),
+    ] = None,
+    bootstrap_servers: Annotated[
+        str | None,
+        typer.Option(help="Kafka host:port. Default: the broker of `fraudpipe dev up` (.fraudpipe/dev/env.json)."),
+    ] = None,
+    transactions_topic: Annotated[str | None, typer.Option(help="Overrides the file's topic.")] = None,
+    labels_topic: Annotated[str | None, typer.Option(help="Overrides the file's topic.")] = None,
+    label_delay_days: Annotated[
+        float,
+        typer.Option(help="Event-time delay between a transaction and its label (the handbook's is 7 days).", min=0),
+    ] = 7.0,
     labels: Annotated[str, typer.Option(help="Labels to send: fraud (confirmed frauds only), all, none.")] = "fraud",
-    limit: Annotated[Optional[int], typer.Option(help="Stop after this many transactions.", min=1)] = None,
-    via: Annotated[Optional[tuple[str, str]], typer.Option(
-        "--via", metavar="http URL", help="Send over HTTP through the ingest API (`fraudpipe ingest run`) or a "
-        "Strimzi Kafka Bridge at URL, e.g. --via http http://127.0.0.1:8080, instead of straight to Kafka.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Stop after this many transactions.", min=1)] = None,
+    via: Annotated[
+        tuple[str, str] | None,
+        typer.Option(
+            "--via",
+            metavar="http URL",
+            help="Send over HTTP through the ingest API (`fraudpipe ingest run`) or a "
+            "Strimzi Kafka Bridge at URL, e.g. --via http http://127.0.0.1:8080, instead of straight to Kafka.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the final count as JSON on stdout.")] = False,
 ) -> None:
     """Stream transactions (keyed by card) and their labels (keyed by terminal, later in event time)."""
@@ -84,8 +102,9 @@ def command(
     try:
         first = date.fromisoformat(start)
     except ValueError:
-        raise typer.BadParameter(f"{start!r} is not a date; use YYYY-MM-DD, e.g. 2018-08-08",
-                                 param_hint="--from") from None
+        raise typer.BadParameter(
+            f"{start!r} is not a date; use YYYY-MM-DD, e.g. 2018-08-08", param_hint="--from"
+        ) from None
     pace = _rate(rate)
     topics = _topics(pipeline_file, transactions_topic, labels_topic)
     if via is not None and via[0] != "http":
@@ -103,17 +122,22 @@ def command(
         raise typer.Exit(2)
     if source.kind == "simulator":
         err.print(f"[yellow]note:[/] {source.description}")
-    choice: LabelChoice = labels  # type: ignore[assignment]
-    events = replay_events(table, int(label_delay_days * 86_400_000_000), choice)
+    events = replay_events(table, int(label_delay_days * 86_400_000_000), labels)  # type: ignore[arg-type]
     if via is not None:
         from fraudpipeline.replay.http import HttpSink
 
-        sink = HttpSink(bootstrap, topics, on_retry=lambda why, wait: err.print(f"[yellow]retrying in {wait:g} s:[/] "
-                                                                                    f"{why}"))
+        sink = HttpSink(
+            bootstrap, topics, on_retry=lambda why, wait: err.print(f"[yellow]retrying in {wait:g} s:[/] {why}")
+        )
     else:
         sink = KafkaSink(bootstrap, topics)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[detail]}"))
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[detail]}"),
+    )
     try:
         with Progress(*columns, console=err, transient=as_json) as progress:
             task = progress.add_task(f"replay -> {topics['transactions']}", total=len(table), detail="")
@@ -125,14 +149,22 @@ def command(
     except DeliveryFailed as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from None
-    summary = {**counts.as_dict(), "topics": topics, "bootstrap_servers": bootstrap, "via": via[0] if via else "kafka",
-               "data": source.description,
-               "from": str(first), "days": days}
+    summary = {
+        **counts.as_dict(),
+        "topics": topics,
+        "bootstrap_servers": bootstrap,
+        "via": via[0] if via else "kafka",
+        "data": source.description,
+        "from": str(first),
+        "days": days,
+    }
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
     else:
-        err.print(f"sent {counts.transactions} transactions and {counts.labels} labels in {counts.seconds:.1f} s "
-                  f"to {topics['transactions']} / {topics['labels']} at {bootstrap}")
+        err.print(
+            f"sent {counts.transactions} transactions and {counts.labels} labels in {counts.seconds:.1f} s "
+            f"to {topics['transactions']} / {topics['labels']} at {bootstrap}"
+        )
 
 
 def _dev_bootstrap() -> str:
@@ -141,5 +173,7 @@ def _dev_bootstrap() -> str:
         bootstrap = json.loads(env_file.read_text()).get("kafka", {}).get("bootstrap")
         if bootstrap:
             return bootstrap
-    raise typer.BadParameter("no broker: pass --bootstrap-servers HOST:PORT, or start one with "
-                             "`fraudpipe dev up --with kafka`", param_hint="--bootstrap-servers")
+    raise typer.BadParameter(
+        "no broker: pass --bootstrap-servers HOST:PORT, or start one with `fraudpipe dev up --with kafka`",
+        param_hint="--bootstrap-servers",
+    )

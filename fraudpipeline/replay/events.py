@@ -48,18 +48,29 @@ def _id(value) -> str:
 
 def transaction_record(row, time_us: int) -> dict:
     """The wire form of one table row as a transaction (docs/transactions.md)."""
-    return {"transaction_id": _id(row.transaction_id), "timestamp": _rfc3339(time_us),
-            "customer_id": _id(row.customer_id), "terminal_id": _id(row.terminal_id), "amount": float(row.amount)}
+    return {
+        "transaction_id": _id(row.transaction_id),
+        "timestamp": _rfc3339(time_us),
+        "customer_id": _id(row.customer_id),
+        "terminal_id": _id(row.terminal_id),
+        "amount": float(row.amount),
+    }
 
 
 def label_record(row, time_us: int) -> dict:
     """The wire form of one table row's label: the transaction's keys and time, and `fraud`."""
-    return {"transaction_id": _id(row.transaction_id), "customer_id": _id(row.customer_id),
-            "terminal_id": _id(row.terminal_id), "timestamp": _rfc3339(time_us), "fraud": int(row.fraud)}
+    return {
+        "transaction_id": _id(row.transaction_id),
+        "customer_id": _id(row.customer_id),
+        "terminal_id": _id(row.terminal_id),
+        "timestamp": _rfc3339(time_us),
+        "fraud": int(row.fraud),
+    }
 
 
-def replay_events(table: pd.DataFrame, label_delay_us: int = 7 * 86_400_000_000,
-                  labels: LabelChoice = "fraud") -> Iterator[ReplayEvent]:
+def replay_events(
+    table: pd.DataFrame, label_delay_us: int = 7 * 86_400_000_000, labels: LabelChoice = "fraud"
+) -> Iterator[ReplayEvent]:
     """Transactions and labels of `table` (canonical columns, sorted by time) in send order."""
     if table.empty:
         return
@@ -86,9 +97,9 @@ def replay_events(table: pd.DataFrame, label_delay_us: int = 7 * 86_400_000_000,
         while j < n_labels and insert_at[j] <= i:
             lrow = rows[label_rows[j]]
             ltime = int(times[label_rows[j]])
-            yield ReplayEvent("labels", _id(lrow.terminal_id).encode(),
-                              orjson.dumps(label_record(lrow, ltime)), int(release[j]))
+            yield ReplayEvent(
+                "labels", _id(lrow.terminal_id).encode(), orjson.dumps(label_record(lrow, ltime)), int(release[j])
+            )
             j += 1
         t = int(times[i])
-        yield ReplayEvent("transactions", _id(row.customer_id).encode(),
-                          orjson.dumps(transaction_record(row, t)), t)
+        yield ReplayEvent("transactions", _id(row.customer_id).encode(), orjson.dumps(transaction_record(row, t)), t)

@@ -23,15 +23,20 @@ class KafkaSink:
         self.failed = 0
         self.first_error: str | None = None
         self.acked = 0
-        self._producer = Producer({
-            "bootstrap.servers": bootstrap_servers,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "batch.num.messages": 10_000,
-            "queue.buffering.max.messages": 500_000,
-            **config,
-        })
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "enable.idempotence": True,
+                "acks": "all",
+                # Java's partitioner (and the Strimzi bridge's, and the ingest API's): a card lands in the
+                # same partition whichever way its transactions come in.
+                "partitioner": "murmur2_random",
+                "linger.ms": 5,
+                "batch.num.messages": 10_000,
+                "queue.buffering.max.messages": 500_000,
+                **config,
+            }
+        )
 
     def _on_delivery(self, err, _msg) -> None:
         if err is None:

@@ -27,12 +27,22 @@ class ReplayCounts:
 
     def as_dict(self) -> dict:
         rate = self.transactions / self.seconds if self.seconds > 0 else None
-        return {"transactions": self.transactions, "labels": self.labels, "seconds": round(self.seconds, 3),
-                "transactions_per_s": round(rate, 1) if rate else None, **self.extra}
+        return {
+            "transactions": self.transactions,
+            "labels": self.labels,
+            "seconds": round(self.seconds, 3),
+            "transactions_per_s": round(rate, 1) if rate else None,
+            **self.extra,
+        }
 
 
-def replay(events: Iterable[ReplayEvent], sink: Sink, rate: float | None = None,
-           on_progress: Callable[[ReplayCounts], None] | None = None, progress_every: int = 2_000) -> ReplayCounts:
+def replay(
+    events: Iterable[ReplayEvent],
+    sink: Sink,
+    rate: float | None = None,
+    on_progress: Callable[[ReplayCounts], None] | None = None,
+    progress_every: int = 2_000,
+) -> ReplayCounts:
     """Send every event; `rate` transactions per second (labels ride along), None for flat out.
 
     The pace is kept against the start time, so a slow moment is caught up, not lost.

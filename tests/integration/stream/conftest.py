@@ -14,9 +14,8 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
-
 import ci_skip_policy
+import pytest
 from stream_helpers import FIRST_DAY, FRAUDPIPE, N_TRANSACTIONS, REPO, JobProcess, bentoml_env
 
 
@@ -40,8 +39,14 @@ def trained_model(tmp_path_factory) -> dict:
     env = bentoml_env(home)
     if os.environ.get("FRAUDPIPE_DATA"):
         env["FRAUDPIPE_DATA"] = os.environ["FRAUDPIPE_DATA"]
-    done = subprocess.run([*FRAUDPIPE, "train", "--quick", "--export", str(export), "--json"],
-                          env=env, capture_output=True, text=True, timeout=600, cwd=REPO)
+    done = subprocess.run(
+        [*FRAUDPIPE, "train", "--quick", "--export", str(export), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(done.stdout)
     meta = json.loads((export / "model.json").read_text())

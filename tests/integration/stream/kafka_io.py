@@ -20,7 +20,7 @@ class Message:
 def create_topics(bootstrap: str, names: list[str], partitions: int = 3) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     futures = admin.create_topics([NewTopic(n, partitions, 1) for n in names])
-    for name, fut in futures.items():
+    for fut in futures.values():
         try:
             fut.result(30)
         except KafkaException as exc:
@@ -47,9 +47,14 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 def read_all(bootstrap: str, topic: str, committed: bool = True, idle_s: float = 3.0) -> list[Message]:
     """Every record of `topic` (read_committed by default), up to its end as it is now."""
     ends = end_offsets(bootstrap, topic)
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "fp-test-reader",
-                         "isolation.level": "read_committed" if committed else "read_uncommitted",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "fp-test-reader",
+            "isolation.level": "read_committed" if committed else "read_uncommitted",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.assign([TopicPartition(topic, p, 0) for p in ends])
     out: list[Message] = []
     try:
@@ -58,8 +63,7 @@ def read_all(bootstrap: str, topic: str, committed: bool = True, idle_s: float =
             for m in batch:
                 if m.error() is None:
                     out.append(Message(m.key(), m.value(), dict(m.headers() or []), m.partition(), m.offset()))
-            positions = {tp.partition: tp.offset for tp in consumer.position(
-                [TopicPartition(topic, p) for p in ends])}
+            positions = {tp.partition: tp.offset for tp in consumer.position([TopicPartition(topic, p) for p in ends])}
             if all(positions.get(p, -1) >= end for p, end in ends.items() if end > 0) or not batch:
                 return out
     finally:

@@ -31,19 +31,42 @@ class Topics:
     scores: str
 
     @classmethod
-    def named(cls, prefix: str) -> "Topics":
+    def named(cls, prefix: str) -> Topics:
         return cls(*(f"{prefix}.{role}" for role in ("transactions", "labels", "alerts", "dead-letter", "scores")))
 
     def all(self) -> list[str]:
         return [self.transactions, self.labels, self.alerts, self.dead_letter, self.scores]
 
 
-def job_args(bootstrap: str, topics: Topics, group: str, model: dict, *, remote_url: str | None = None,
-             extra: tuple[str, ...] = ()) -> list[str]:
-    args = ["--pipeline", "test/stream", "--bootstrap-servers", bootstrap,
-            "--transactions-topic", topics.transactions, "--labels-topic", topics.labels,
-            "--alerts-topic", topics.alerts, "--dead-letter-topic", topics.dead_letter,
-            "--scores-topic", topics.scores, "--group-id", group, "--model-tag", model["tag"]]
+def job_args(
+    bootstrap: str,
+    topics: Topics,
+    group: str,
+    model: dict,
+    *,
+    remote_url: str | None = None,
+    extra: tuple[str, ...] = (),
+) -> list[str]:
+    args = [
+        "--pipeline",
+        "test/stream",
+        "--bootstrap-servers",
+        bootstrap,
+        "--transactions-topic",
+        topics.transactions,
+        "--labels-topic",
+        topics.labels,
+        "--alerts-topic",
+        topics.alerts,
+        "--dead-letter-topic",
+        topics.dead_letter,
+        "--scores-topic",
+        topics.scores,
+        "--group-id",
+        group,
+        "--model-tag",
+        model["tag"],
+    ]
     if remote_url:
         args += ["--scoring-mode", "remote", "--serving-url", remote_url]
     else:
@@ -57,17 +80,21 @@ class JobProcess:
     def __init__(self, args: list[str], state_dir: Path, log: Path):
         self.state_dir = state_dir
         self.log = log
-        self.proc = subprocess.Popen([*FRAUDPIPE, "stream", "run", *args, "--state-dir", str(state_dir),
-                                      "--quiet", "--json"],
-                                     stdout=subprocess.PIPE, stderr=open(log, "ab"), cwd=REPO,
-                                     start_new_session=True, text=True)
+        self.proc = subprocess.Popen(
+            [*FRAUDPIPE, "stream", "run", *args, "--state-dir", str(state_dir), "--quiet", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=open(log, "ab"),
+            cwd=REPO,
+            start_new_session=True,
+            text=True,
+        )
 
     def wait(self, timeout: float = 600) -> dict:
         try:
             out, _ = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            raise AssertionError(f"the job did not finish in {timeout:.0f} s; log {self.log}:\n{self.tail()}")
+            raise AssertionError(f"the job did not finish in {timeout:.0f} s; log {self.log}:\n{self.tail()}") from None
         assert self.proc.returncode == 0, f"exit {self.proc.returncode}; log {self.log}:\n{self.tail()}"
         return json.loads(out.strip().splitlines()[-1])
 

@@ -20,9 +20,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
-
-from stream_helpers import N_TRANSACTIONS, REPO, Topics, bentoml_env, job_args
 from kafka_io import create_topics, produce, read_all
+from stream_helpers import N_TRANSACTIONS, REPO, Topics, bentoml_env, job_args
 
 pytestmark = pytest.mark.integration
 
@@ -33,24 +32,39 @@ H_FIELD = "fraudpipe.error.field"
 BAD_TRANSACTIONS = [
     (b"c-bad-1", b"this is not json", "(document)"),
     (b"c-bad-2", b'{"transaction_id": "g2", "timestamp": "2018-08-0', "(document)"),
-    (b"c-bad-3", b'{"transaction_id": "g3", "timestamp": "2018-08-03T10:00:00Z", "customer_id": "c9", '
-                 b'"terminal_id": "t9", "amount": -5}', "amount"),
-    (b"c-bad-4", b'{"transaction_id": "g4", "timestamp": "2018-08-03T10:00:00Z", "terminal_id": "t9", '
-                 b'"amount": 5}', "customer_id"),
-    (b"c-bad-5", b'{"transaction_id": "g5", "timestamp": "2018-08-03T10:00:00", "customer_id": "c9", '
-                 b'"terminal_id": "t9", "amount": 5}', "timestamp"),
+    (
+        b"c-bad-3",
+        b'{"transaction_id": "g3", "timestamp": "2018-08-03T10:00:00Z", "customer_id": "c9", '
+        b'"terminal_id": "t9", "amount": -5}',
+        "amount",
+    ),
+    (
+        b"c-bad-4",
+        b'{"transaction_id": "g4", "timestamp": "2018-08-03T10:00:00Z", "terminal_id": "t9", "amount": 5}',
+        "customer_id",
+    ),
+    (
+        b"c-bad-5",
+        b'{"transaction_id": "g5", "timestamp": "2018-08-03T10:00:00", "customer_id": "c9", '
+        b'"terminal_id": "t9", "amount": 5}',
+        "timestamp",
+    ),
     (None, b"\xff\xfe\x00 binary", "(document)"),
     (b"c-bad-7", b"[1, 2, 3]", "(document)"),
 ]
 BAD_LABELS = [
     (b"t-bad-1", b"nope", "(document)"),
-    (b"t-bad-2", b'{"transaction_id": "1", "customer_id": "1", "terminal_id": "1", '
-                 b'"timestamp": "2018-08-03T10:00:00Z", "fraud": 2}', "fraud"),
+    (
+        b"t-bad-2",
+        b'{"transaction_id": "1", "customer_id": "1", "terminal_id": "1", '
+        b'"timestamp": "2018-08-03T10:00:00Z", "fraud": 2}',
+        "fraud",
+    ),
 ]
 
 
 def _replay(bootstrap: str, topics: Topics, table) -> tuple[int, int]:
-    from fraudpipeline.replay import replay_events
+    from fraudpipeline.replay.events import replay_events
     from fraudpipeline.replay.kafka import KafkaSink
     from fraudpipeline.replay.runner import replay
 
@@ -68,18 +82,38 @@ def stream_input(kafka, transactions, connector_jar):
     create_topics(bootstrap, topics.all())
     n_tx, n_labels = _replay(bootstrap, topics, transactions)
     first = transactions.iloc[0]
-    duplicate = orjson.dumps({"transaction_id": str(first.transaction_id), "timestamp": "2018-08-02T00:00:00Z",
-                              "customer_id": str(first.customer_id), "terminal_id": str(first.terminal_id),
-                              "amount": 1.0})
-    future = orjson.dumps({"transaction_id": "from-2030", "timestamp": "2030-01-01T00:00:00Z",
-                           "customer_id": str(first.customer_id), "terminal_id": str(first.terminal_id),
-                           "amount": 10.0})
-    refused = [(str(first.customer_id).encode(), duplicate, "transaction_id"),
-               (str(first.customer_id).encode(), future, "timestamp")]
+    duplicate = orjson.dumps(
+        {
+            "transaction_id": str(first.transaction_id),
+            "timestamp": "2018-08-02T00:00:00Z",
+            "customer_id": str(first.customer_id),
+            "terminal_id": str(first.terminal_id),
+            "amount": 1.0,
+        }
+    )
+    future = orjson.dumps(
+        {
+            "transaction_id": "from-2030",
+            "timestamp": "2030-01-01T00:00:00Z",
+            "customer_id": str(first.customer_id),
+            "terminal_id": str(first.terminal_id),
+            "amount": 10.0,
+        }
+    )
+    refused = [
+        (str(first.customer_id).encode(), duplicate, "transaction_id"),
+        (str(first.customer_id).encode(), future, "timestamp"),
+    ]
     produce(bootstrap, topics.transactions, [(k, v) for k, v, _ in BAD_TRANSACTIONS + refused])
     produce(bootstrap, topics.labels, [(k, v) for k, v, _ in BAD_LABELS])
-    return {"bootstrap": bootstrap, "topics": topics, "transactions": n_tx, "labels": n_labels,
-            "bad": BAD_TRANSACTIONS + refused, "bad_labels": BAD_LABELS}
+    return {
+        "bootstrap": bootstrap,
+        "topics": topics,
+        "transactions": n_tx,
+        "labels": n_labels,
+        "bad": BAD_TRANSACTIONS + refused,
+        "bad_labels": BAD_LABELS,
+    }
 
 
 def _outputs(bootstrap: str, topics: Topics, alerts_topic: str | None = None) -> dict:
@@ -96,15 +130,34 @@ def reference_run(stream_input, trained_model, tmp_path_factory):
     topics = stream_input["topics"]
     args = job_args(stream_input["bootstrap"], topics, "ref", trained_model, extra=("--bounded",))
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "fraudpipeline.cli", "stream", "run", *args,
-                           "--state-dir", str(tmp / "state"), "--quiet", "--json", "--checkpoint-interval", "2s"],
-                          capture_output=True, text=True, timeout=900, cwd=REPO)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fraudpipeline.cli",
+            "stream",
+            "run",
+            *args,
+            "--state-dir",
+            str(tmp / "state"),
+            "--quiet",
+            "--json",
+            "--checkpoint-interval",
+            "2s",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=REPO,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["state"] == "FINISHED", summary
     out = _outputs(stream_input["bootstrap"], topics)
-    print(f"\nreference run: {time.monotonic() - started:.1f} s, {len(out['scores'])} scores, "
-          f"{len(out['alerts'])} alerts, {len(out['dead'])} dead letters ({summary['name']})")
+    print(
+        f"\nreference run: {time.monotonic() - started:.1f} s, {len(out['scores'])} scores, "
+        f"{len(out['alerts'])} alerts, {len(out['dead'])} dead letters ({summary['name']})"
+    )
     return out
 
 
@@ -112,7 +165,9 @@ def test_every_input_is_accounted_for(stream_input, reference_run):
     scores, alerts, dead = reference_run["scores"], reference_run["alerts"], reference_run["dead"]
     ids = [s["transaction_id"] for s in scores]
     assert len(ids) == len(set(ids)) == N_TRANSACTIONS == stream_input["transactions"]
-    tx_dead = [m for m in dead if m.headers.get("fraudpipe.source.topic") == stream_input["topics"].transactions.encode()]
+    tx_dead = [
+        m for m in dead if m.headers.get("fraudpipe.source.topic") == stream_input["topics"].transactions.encode()
+    ]
     # Every record written to the transactions topic: scored (below or above the threshold) or a dead letter.
     assert len(scores) + len(tx_dead) == stream_input["transactions"] + len(stream_input["bad"])
     above = {s["transaction_id"] for s in scores if s["is_fraud"]}
@@ -164,18 +219,25 @@ def test_garbage_lands_in_the_dead_letter_topic_with_its_reason(stream_input, re
     assert kinds == {b"invalid-record", b"refused"}
 
 
-def test_kill_and_restart_from_the_checkpoint_commits_the_same_alerts(stream_input, trained_model, reference_run,
-                                                                     run_job, tmp_path):
+def test_kill_and_restart_from_the_checkpoint_commits_the_same_alerts(
+    stream_input, trained_model, reference_run, run_job, tmp_path
+):
     """SIGKILL mid-stream, then a start from the same state folder: the committed alerts are exactly the
     reference's, none lost, none doubled. Split layout, parallelism 2, so that the restore covers it too."""
     bootstrap, topics = stream_input["bootstrap"], stream_input["topics"]
     alerts_topic = f"{topics.alerts}.killed"
     create_topics(bootstrap, [alerts_topic])
-    killed_topics = Topics(topics.transactions, topics.labels, alerts_topic, f"{topics.dead_letter}.killed",
-                           f"{topics.scores}.killed")
+    killed_topics = Topics(
+        topics.transactions, topics.labels, alerts_topic, f"{topics.dead_letter}.killed", f"{topics.scores}.killed"
+    )
     create_topics(bootstrap, [killed_topics.dead_letter, killed_topics.scores])
-    args = job_args(bootstrap, killed_topics, "killed", trained_model,
-                    extra=("--bounded", "--parallelism", "2", "--checkpoint-interval", "1s"))
+    args = job_args(
+        bootstrap,
+        killed_topics,
+        "killed",
+        trained_model,
+        extra=("--bounded", "--parallelism", "2", "--checkpoint-interval", "1s"),
+    )
     state = tmp_path / "killed-state"
     first = run_job(args, "first", state)
     deadline = time.monotonic() + 300
@@ -206,11 +268,20 @@ def test_model_whose_tag_differs_is_refused(stream_input, trained_model, tmp_pat
     meta["tag"] = "fraud-xgb:someotherversion"
     (export / "model.json").write_text(json.dumps(meta))
     (export / "model.ubj").write_bytes((trained_model["export"] / "model.ubj").read_bytes())
-    args = job_args(stream_input["bootstrap"], stream_input["topics"], "mismatch",
-                    {**trained_model, "export": export}, extra=("--bounded",))
-    done = subprocess.run([sys.executable, "-m", "fraudpipeline.cli", "stream", "run", *args,
-                           "--state-dir", str(tmp_path / "state")], capture_output=True, text=True,
-                          timeout=120, cwd=REPO)
+    args = job_args(
+        stream_input["bootstrap"],
+        stream_input["topics"],
+        "mismatch",
+        {**trained_model, "export": export},
+        extra=("--bounded",),
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "fraudpipeline.cli", "stream", "run", *args, "--state-dir", str(tmp_path / "state")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
     assert done.returncode == 2
     assert "model tags differ" in done.stderr
     assert trained_model["tag"] in done.stderr and "fraud-xgb:someotherversion" in done.stderr
@@ -218,9 +289,23 @@ def test_model_whose_tag_differs_is_refused(stream_input, trained_model, tmp_pat
 
 def _serve(trained_model: dict, port: int, log: Path) -> subprocess.Popen:
     env = {**bentoml_env(trained_model["home"]), "FRAUDPIPE_MODEL_TAG": trained_model["tag"]}
-    return subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "fp_serving.service:FraudScorer",
-                             "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=open(log, "ab"),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bentoml",
+            "serve",
+            "fp_serving.service:FraudScorer",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -247,21 +332,36 @@ def _stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def test_remote_scoring_survives_a_restart_of_the_scoring_service(stream_input, trained_model, reference_run,
-                                                                   run_job, tmp_path):
+def test_remote_scoring_survives_a_restart_of_the_scoring_service(
+    stream_input, trained_model, reference_run, run_job, tmp_path
+):
     from fp_devtools.process import free_port
 
     bootstrap, topics = stream_input["bootstrap"], stream_input["topics"]
-    remote = Topics(topics.transactions, topics.labels, f"{topics.alerts}.remote", f"{topics.dead_letter}.remote",
-                    f"{topics.scores}.remote")
+    remote = Topics(
+        topics.transactions,
+        topics.labels,
+        f"{topics.alerts}.remote",
+        f"{topics.dead_letter}.remote",
+        f"{topics.scores}.remote",
+    )
     create_topics(bootstrap, [remote.alerts, remote.dead_letter, remote.scores])
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     service = _serve(trained_model, port, tmp_path / "serve-1.log")
     try:
         _wait_ready(url, service)
-        job = run_job(job_args(bootstrap, remote, "remote", trained_model, remote_url=url,
-                               extra=("--bounded", "--checkpoint-interval", "1s")), "remote")
+        job = run_job(
+            job_args(
+                bootstrap,
+                remote,
+                "remote",
+                trained_model,
+                remote_url=url,
+                extra=("--bounded", "--checkpoint-interval", "1s"),
+            ),
+            "remote",
+        )
         deadline = time.monotonic() + 300
         while len(read_all(bootstrap, remote.scores, idle_s=0.5)) < 5_000:
             assert time.monotonic() < deadline and job.proc.poll() is None, job.tail()

@@ -6,22 +6,26 @@ from __future__ import annotations
 import orjson
 import pandas as pd
 
-from fraudpipeline.replay import replay_events
+from fraudpipeline.replay.events import replay_events
 from fraudpipeline.transactions import parse_label, parse_transaction
 
 DAY_US = 86_400_000_000
 
 
 def _table():
-    return pd.DataFrame({
-        "transaction_id": [1, 2, 3, 4],
-        "timestamp": pd.to_datetime(["2018-08-01 00:00:00", "2018-08-01 12:00:00", "2018-08-02 00:00:00",
-                                     "2018-08-03 00:00:00.25"], format="ISO8601"),
-        "customer_id": [10, 11, 10, 12],
-        "terminal_id": [20, 21, 20, 22],
-        "amount": [1.0, 2.5, 3.0, 4.0],
-        "fraud": [1, 0, 1, 1],
-    })
+    return pd.DataFrame(
+        {
+            "transaction_id": [1, 2, 3, 4],
+            "timestamp": pd.to_datetime(
+                ["2018-08-01 00:00:00", "2018-08-01 12:00:00", "2018-08-02 00:00:00", "2018-08-03 00:00:00.25"],
+                format="ISO8601",
+            ),
+            "customer_id": [10, 11, 10, 12],
+            "terminal_id": [20, 21, 20, 22],
+            "amount": [1.0, 2.5, 3.0, 4.0],
+            "fraud": [1, 0, 1, 1],
+        }
+    )
 
 
 def test_order_keys_and_wire_form():
@@ -29,8 +33,14 @@ def test_order_keys_and_wire_form():
     kinds = [(e.role, orjson.loads(e.value)["transaction_id"]) for e in events]
     # tx 1's label is released at tx 3's instant, before it; tx 3's label at 2018-08-03 00:00, before tx 4;
     # tx 4's label would come after the last transaction: not sent.
-    assert kinds == [("transactions", "1"), ("transactions", "2"), ("labels", "1"), ("transactions", "3"),
-                     ("labels", "3"), ("transactions", "4")]
+    assert kinds == [
+        ("transactions", "1"),
+        ("transactions", "2"),
+        ("labels", "1"),
+        ("transactions", "3"),
+        ("labels", "3"),
+        ("transactions", "4"),
+    ]
     tx = [e for e in events if e.role == "transactions"]
     assert [e.key for e in tx] == [b"10", b"11", b"10", b"12"]
     assert all(parse_transaction(e.value) for e in tx)

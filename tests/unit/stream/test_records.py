@@ -10,10 +10,22 @@ from fraudpipeline.features import FEATURE_NAMES
 
 
 def test_alert_carries_the_transaction_the_features_and_the_decision():
-    tx = b'{"transaction_id": "t1", "timestamp": "2018-08-08T02:43:34Z", "customer_id": "c", "terminal_id": "x", ' \
-         b'"amount": 12.5, "channel": "web"}'
-    value = orjson.loads(records.alert_value(tx, [float(i) for i in range(15)], 0.9, 0.4, "fraud-xgb:v1",
-                                             "ns/p", "ns.p.transactions/2/77", 1_800_000_000.5))
+    tx = (
+        b'{"transaction_id": "t1", "timestamp": "2018-08-08T02:43:34Z", "customer_id": "c", "terminal_id": "x", '
+        b'"amount": 12.5, "channel": "web"}'
+    )
+    value = orjson.loads(
+        records.alert_value(
+            tx,
+            [float(i) for i in range(15)],
+            0.9,
+            0.4,
+            "fraud-xgb:v1",
+            "ns/p",
+            "ns.p.transactions/2/77",
+            1_800_000_000.5,
+        )
+    )
     assert value["transaction"] == orjson.loads(tx)
     assert list(value["features"]) == FEATURE_NAMES and value["features"]["tx_amount"] == 0.0
     assert value["score"] == 0.9 and value["threshold"] == 0.4 and value["model_tag"] == "fraud-xgb:v1"
@@ -22,8 +34,9 @@ def test_alert_carries_the_transaction_the_features_and_the_decision():
 
 
 def test_dead_letter_headers_name_reason_field_kind_and_origin():
-    headers = records.dead_letter_headers("invalid transaction: field 'amount' ...", "amount", records.INVALID,
-                                          "a.b-c_d/0/12", "ns/p")
+    headers = records.dead_letter_headers(
+        "invalid transaction: field 'amount' ...", "amount", records.INVALID, "a.b-c_d/0/12", "ns/p"
+    )
     assert headers[records.H_TOPIC] == b"a.b-c_d" and headers[records.H_PARTITION] == b"0"
     assert headers[records.H_OFFSET] == b"12" and headers[records.H_FIELD] == b"amount"
     assert headers[records.H_KIND] == b"invalid-record" and headers[records.H_PIPELINE] == b"ns/p"

@@ -11,16 +11,26 @@ import typer
 
 def command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON on stdout.")] = False,
-    only: Annotated[list[str] | None, typer.Option(
-        help="Run only this scenario (repeatable): embedded@max, remote@max, embedded@5000, seed-style@max.")] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Run only this scenario (repeatable): embedded@max, remote@max, embedded@5000, seed-style@max."
+        ),
+    ] = None,
     first_day: Annotated[str, typer.Option("--from", help="First measured day (the handbook's test week).")] = (
-        "2018-08-08"),
+        "2018-08-08"
+    ),
     days: Annotated[int, typer.Option(min=1, help="Measured days.")] = 7,
     warmup_days: Annotated[int, typer.Option(min=1, help="Days replayed first and left out of the figures.")] = 1,
-    checkpoint_interval: Annotated[str, typer.Option(
-        help="The job's checkpoint interval: committed alerts wait for it.")] = "5s",
-    designs: Annotated[bool, typer.Option(
-        help="Also measure the other designs: split layout at parallelism 1 and 2, batches of 64 and 1024.")] = False,
+    checkpoint_interval: Annotated[
+        str, typer.Option(help="The job's checkpoint interval: committed alerts wait for it.")
+    ] = "5s",
+    designs: Annotated[
+        bool,
+        typer.Option(
+            help="Also measure the other designs: split layout at parallelism 1 and 2, batches of 64 and 1024."
+        ),
+    ] = False,
     retrain: Annotated[bool, typer.Option(help="Train the benchmark's model again.")] = False,
 ) -> None:
     """Transactions/s end to end, decision and committed-alert latency p50/p99, for embedded and remote
@@ -48,6 +58,12 @@ def command(
     for col in ("scenario", "tx/s", "decision p50/p99 ms", "alert p50/p99 ms", "in", "accounted"):
         table.add_column(col)
     for r in result["results"]:
-        table.add_row(r["name"], f"{r['rows_per_s']:,.0f}", f"{r['decision_p50_ms']} / {r['decision_p99_ms']}",
-                      f"{r['alert_p50_ms']} / {r['alert_p99_ms']}", str(r["transactions_in"]), str(r["accounted"]))
+        table.add_row(
+            r["name"],
+            f"{r['rows_per_s']:,.0f}",
+            f"{r['decision_p50_ms']} / {r['decision_p99_ms']}",
+            f"{r['alert_p50_ms']} / {r['alert_p99_ms']}",
+            str(r["transactions_in"]),
+            str(r["accounted"]),
+        )
     Console().print(table)

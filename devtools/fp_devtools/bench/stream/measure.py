@@ -42,8 +42,15 @@ def produce(bootstrap: str, topics: dict[str, str], events: Iterable, rate: floa
     """Send replay events (pace: `rate` transactions/s, or flat out); returns the seconds it took."""
     from confluent_kafka import Producer
 
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-                         "linger.ms": 1, "queue.buffering.max.messages": 1_000_000})
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 1,
+            "queue.buffering.max.messages": 1_000_000,
+        }
+    )
     appended = timings.appended_ms
 
     def delivered(tx_id, err, msg):
@@ -63,8 +70,12 @@ def produce(bootstrap: str, topics: dict[str, str], events: Iterable, rate: floa
             tx_id = _tx_id(event.value)
         while True:
             try:
-                producer.produce(topics[event.role], value=event.value, key=event.key,
-                                 on_delivery=lambda err, msg, t=tx_id: delivered(t, err, msg))
+                producer.produce(
+                    topics[event.role],
+                    value=event.value,
+                    key=event.key,
+                    on_delivery=lambda err, msg, t=tx_id: delivered(t, err, msg),
+                )
                 break
             except BufferError:
                 producer.poll(0.01)
@@ -89,9 +100,11 @@ class Collector:
         self.topics = topics
         self.timings = timings
         self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._scores, daemon=True),
-                        threading.Thread(target=self._alerts, daemon=True),
-                        threading.Thread(target=self._dead, daemon=True)]
+        self.threads = [
+            threading.Thread(target=self._scores, daemon=True),
+            threading.Thread(target=self._alerts, daemon=True),
+            threading.Thread(target=self._dead, daemon=True),
+        ]
 
     def start(self) -> Collector:
         for t in self.threads:
@@ -106,10 +119,16 @@ class Collector:
     def _consumer(self, topic: str, committed: bool):
         from confluent_kafka import Consumer
 
-        c = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"bench-{topic}",
-                      "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                      "isolation.level": "read_committed" if committed else "read_uncommitted",
-                      "fetch.wait.max.ms": 10})
+        c = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": f"bench-{topic}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed" if committed else "read_uncommitted",
+                "fetch.wait.max.ms": 10,
+            }
+        )
         c.subscribe([topic])
         return c
 

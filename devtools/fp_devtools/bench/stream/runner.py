@@ -64,7 +64,7 @@ def _cpu(pids: dict[str, int]) -> dict[str, float]:
         try:
             proc = psutil.Process(pid)
             total = sum(proc.cpu_times()[:2])
-            for child in ([] if pid == os.getpid() else proc.children(recursive=True)):
+            for child in [] if pid == os.getpid() else proc.children(recursive=True):
                 try:
                     total += sum(child.cpu_times()[:2])
                 except psutil.NoSuchProcess:
@@ -79,17 +79,58 @@ def _start_pipeline(ctx: Context, kind: str, topics: dict[str, str], extra: list
     group = f"bench-{uuid.uuid4().hex[:8]}"
     log = open(ctx.work / f"{group}.log", "ab")
     if kind == "seed-style":
-        argv = [sys.executable, "-m", "fp_devtools.bench.stream.seed", "--bootstrap-servers", ctx.bootstrap,
-                "--transactions-topic", topics["transactions"], "--labels-topic", topics["labels"],
-                "--alerts-topic", topics["alerts"], "--scores-topic", topics["scores"],
-                "--dead-letter-topic", topics["deadLetter"], "--serving-url", ctx.serving_url, "--group-id", group]
+        argv = [
+            sys.executable,
+            "-m",
+            "fp_devtools.bench.stream.seed",
+            "--bootstrap-servers",
+            ctx.bootstrap,
+            "--transactions-topic",
+            topics["transactions"],
+            "--labels-topic",
+            topics["labels"],
+            "--alerts-topic",
+            topics["alerts"],
+            "--scores-topic",
+            topics["scores"],
+            "--dead-letter-topic",
+            topics["deadLetter"],
+            "--serving-url",
+            ctx.serving_url,
+            "--group-id",
+            group,
+        ]
     else:
-        argv = [sys.executable, "-m", "fraudpipeline.cli", "stream", "run", "--pipeline", "bench/stream",
-                "--bootstrap-servers", ctx.bootstrap, "--transactions-topic", topics["transactions"],
-                "--labels-topic", topics["labels"], "--alerts-topic", topics["alerts"],
-                "--dead-letter-topic", topics["deadLetter"], "--scores-topic", topics["scores"],
-                "--group-id", group, "--model-tag", ctx.model["tag"], "--state-dir", str(ctx.work / group),
-                "--checkpoint-interval", ctx.checkpoint_interval, "--quiet"]
+        argv = [
+            sys.executable,
+            "-m",
+            "fraudpipeline.cli",
+            "stream",
+            "run",
+            "--pipeline",
+            "bench/stream",
+            "--bootstrap-servers",
+            ctx.bootstrap,
+            "--transactions-topic",
+            topics["transactions"],
+            "--labels-topic",
+            topics["labels"],
+            "--alerts-topic",
+            topics["alerts"],
+            "--dead-letter-topic",
+            topics["deadLetter"],
+            "--scores-topic",
+            topics["scores"],
+            "--group-id",
+            group,
+            "--model-tag",
+            ctx.model["tag"],
+            "--state-dir",
+            str(ctx.work / group),
+            "--checkpoint-interval",
+            ctx.checkpoint_interval,
+            "--quiet",
+        ]
         if kind == "remote":
             argv += ["--scoring-mode", "remote", "--serving-url", ctx.serving_url]
         else:
@@ -151,15 +192,20 @@ def run_scenario(ctx: Context, name: str, warmup, measured, extra: list[str] | N
         _wait(lambda: len(timings.decided_ms) >= valid, proc, 900, f"{name} decisions")
         decided_s = time.monotonic() - t0
         cpu1 = _cpu(pids)
-        _wait(lambda: len(timings.alert_seen_ms) >= len(timings.fraud) and timings.dead_letters >= garbage,
-              proc, 120, f"{name} committed alerts")
+        _wait(
+            lambda: len(timings.alert_seen_ms) >= len(timings.fraud) and timings.dead_letters >= garbage,
+            proc,
+            120,
+            f"{name} committed alerts",
+        )
     finally:
         _stop(proc)
         collector.close()
     ids = [i for i in timings.decided_ms if i in timings.appended_ms]
     decision = [timings.decided_ms[i] - timings.appended_ms[i] for i in ids]
-    alert = [timings.alert_seen_ms[i] - timings.appended_ms[i] for i in timings.alert_seen_ms
-             if i in timings.appended_ms]
+    alert = [
+        timings.alert_seen_ms[i] - timings.appended_ms[i] for i in timings.alert_seen_ms if i in timings.appended_ms
+    ]
     span_s = (max(timings.decided_ms.values()) - min(timings.appended_ms.values())) / 1000.0
     below = len(timings.decided_ms) - len(timings.fraud)
     return {
@@ -189,8 +235,13 @@ def trained_model(cache: Path, retrain: bool, say: Callable[[str], None]) -> dic
         say("training the model (fraudpipe train --quick; kept for the next run)")
         env = {k: v for k, v in os.environ.items() if not k.startswith("BENTOML_")}
         env.update({"BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"})
-        done = subprocess.run([sys.executable, "-m", "fraudpipeline.cli", "train", "--quick", "--export",
-                               str(export), "--json"], env=env, capture_output=True, text=True, timeout=900)
+        done = subprocess.run(
+            [sys.executable, "-m", "fraudpipeline.cli", "train", "--quick", "--export", str(export), "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"fraudpipe train failed:\n{done.stderr[-2000:]}")
     meta = json.loads(meta_file.read_text())
@@ -202,12 +253,27 @@ def start_serving(model: dict, work: Path) -> tuple[subprocess.Popen, str]:
 
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FRAUDPIPE_", "BENTOML_"))}
-    env.update({"BENTOML_HOME": str(model["home"]), "BENTOML_DO_NOT_TRACK": "true",
-                "FRAUDPIPE_MODEL_TAG": model["tag"]})
+    env.update(
+        {"BENTOML_HOME": str(model["home"]), "BENTOML_DO_NOT_TRACK": "true", "FRAUDPIPE_MODEL_TAG": model["tag"]}
+    )
     log = open(work / "serving.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "fp_serving.service:FraudScorer",
-                             "--host", "127.0.0.1", "--port", str(port)], env=env, stdout=log, stderr=log,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bentoml",
+            "serve",
+            "fp_serving.service:FraudScorer",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     import urllib.request
 
@@ -224,8 +290,16 @@ def start_serving(model: dict, work: Path) -> tuple[subprocess.Popen, str]:
         time.sleep(0.5)
 
 
-def run(only: list[str] | None, first_day: str, days: int, warmup_days: int, checkpoint_interval: str,
-        designs: bool, retrain: bool, say: Callable[[str], None]) -> dict:
+def run(
+    only: list[str] | None,
+    first_day: str,
+    days: int,
+    warmup_days: int,
+    checkpoint_interval: str,
+    designs: bool,
+    retrain: bool,
+    say: Callable[[str], None],
+) -> dict:
     from fp_devtools import servers
     from fp_devtools.cache import cache_dir
     from fp_devtools.machine import machine_info
@@ -251,18 +325,30 @@ def run(only: list[str] | None, first_day: str, days: int, warmup_days: int, che
         url = None
         if any(not s.startswith("embedded") for s in chosen):
             serving, url = start_serving(model, work)
-        ctx = Context(env["kafka"]["bootstrap"], env["pids"]["kafka"], model, url,
-                      serving.pid if serving else None, work, checkpoint_interval, say)
+        ctx = Context(
+            env["kafka"]["bootstrap"],
+            env["pids"]["kafka"],
+            model,
+            url,
+            serving.pid if serving else None,
+            work,
+            checkpoint_interval,
+            say,
+        )
         plan = [(s, []) for s in chosen]
         if designs:
-            plan += [("embedded@max[split,p1]", ["--layout", "split"]),
-                     ("embedded@max[split,p2]", ["--layout", "split", "--parallelism", "2"]),
-                     ("embedded@max[batch64]", ["--batch-size", "64"]),
-                     ("embedded@max[batch1024]", ["--batch-size", "1024"])]
+            plan += [
+                ("embedded@max[split,p1]", ["--layout", "split"]),
+                ("embedded@max[split,p2]", ["--layout", "split", "--parallelism", "2"]),
+                ("embedded@max[batch64]", ["--batch-size", "64"]),
+                ("embedded@max[batch1024]", ["--batch-size", "1024"]),
+            ]
         for name, extra in plan:
             result = run_scenario(ctx, name, warmup, measured, extra)
-            say(f"{name}: {result['rows_per_s']:,.0f} tx/s, decision p50/p99 {result['decision_p50_ms']}/"
-                f"{result['decision_p99_ms']} ms, alert p50/p99 {result['alert_p50_ms']}/{result['alert_p99_ms']} ms")
+            say(
+                f"{name}: {result['rows_per_s']:,.0f} tx/s, decision p50/p99 {result['decision_p50_ms']}/"
+                f"{result['decision_p99_ms']} ms, alert p50/p99 {result['alert_p50_ms']}/{result['alert_p99_ms']} ms"
+            )
             results.append(result)
     finally:
         if serving is not None:
@@ -271,9 +357,16 @@ def run(only: list[str] | None, first_day: str, days: int, warmup_days: int, che
     return {
         "benchmark": "stream",
         "machine": machine,
-        "settings": {"data": source.description, "first_day": first_day, "days": days, "warmup_days": warmup_days,
-                     "checkpoint_interval": checkpoint_interval, "model_tag": model["tag"],
-                     "garbage_every": GARBAGE_EVERY, "label_delay_days": 7,
-                     "note": "broker, job, scoring service and load generator share this machine's cores"},
+        "settings": {
+            "data": source.description,
+            "first_day": first_day,
+            "days": days,
+            "warmup_days": warmup_days,
+            "checkpoint_interval": checkpoint_interval,
+            "model_tag": model["tag"],
+            "garbage_every": GARBAGE_EVERY,
+            "label_delay_days": 7,
+            "note": "broker, job, scoring service and load generator share this machine's cores",
+        },
         "results": results,
     }
