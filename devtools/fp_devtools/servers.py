@@ -96,8 +96,14 @@ def prepare(servers: list[str]) -> dict[str, str]:
         elif server == "kube":
             done.update({k: v or "missing" for k, v in kube.binaries().items()})
             done["helm"] = str(builds.helm_binary())
+            from fp_devtools import gotools  # the deployment tooling's tests: skaffold render/diagnose
+
+            done["skaffold"] = str(gotools.skaffold_binary())
         elif server == "prometheus":
             done["prometheus"] = str(prometheus.binaries())
+            from fp_devtools import gotools  # the dashboard's lint test
+
+            done["dashboard-linter"] = str(gotools.dashboard_linter_binary())
         else:
             raise ValueError(f"unknown server {server!r}: choose from {', '.join(SERVERS)}")
     return done

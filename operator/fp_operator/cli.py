@@ -93,6 +93,11 @@ def run(
 
     runtime = Runtime.from_environment(str(kubeconfig) if kubeconfig else None, namespace or None, election, on_lost)
     if metrics_port:
+        from prometheus_client import REGISTRY
+
+        from fp_operator.status_metrics import PipelineStatusCollector
+
+        REGISTRY.register(PipelineStatusCollector(runtime.cache))  # each pipeline's readiness
         start_http_server(metrics_port)
     scope = f"namespaces {', '.join(namespace)}" if namespace else "all namespaces"
     lease = f"; leader election on lease {election.namespace}/{election.name}" if election else ""

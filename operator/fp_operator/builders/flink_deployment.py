@@ -15,6 +15,25 @@ PYTHON_DRIVER = "org.apache.flink.client.python.PythonDriver"
 JOB_MODULE = "fp_flink.job"
 PYTHON = "/usr/bin/python3"
 MAIN_CONTAINER = "flink-main-container"  # the name the Flink operator merges pod templates on
+# The S3 filesystem plugin the Flink distribution ships in opt/ (Presto's: Flink's advice for
+# checkpoints); the image's entry point copies it into plugins/ when ENABLE_BUILT_IN_PLUGINS names it.
+S3_PLUGIN = {"v2_2": "flink-s3-fs-presto-2.2.1.jar"}
+
+
+def _state_dirs(p: FraudPipeline) -> list[str]:
+    s = p.spec.stream
+    dirs = [s.state.checkpoint_dir, s.state.savepoint_dir]
+    if s.upgrade_mode != "stateless":
+        dirs.append(s.state.ha_dir)
+    return dirs
+
+
+def _plugins(p: FraudPipeline) -> list[str]:
+    """Built-in plugins the pod must enable: the S3 filesystem when any state directory is on s3://."""
+    plugin = S3_PLUGIN.get(p.spec.stream.flink_version)
+    if plugin and any(d.startswith(("s3://", "s3p://")) for d in _state_dirs(p)):
+        return [plugin]
+    return []
 
 
 def job_args(p: FraudPipeline) -> list[str]:
@@ -80,18 +99,17 @@ def _pod_template(p: FraudPipeline) -> dict:
         volume["persistentVolumeClaim"] = {"claimName": s.state.volume_claim}
     else:
         volume["emptyDir"] = {}
+    container: dict = {
+        "name": MAIN_CONTAINER,
+        "ports": [{"name": "metrics", "containerPort": names.FLINK_METRICS_PORT, "protocol": "TCP"}],
+        "volumeMounts": [{"name": "flink-data", "mountPath": names.FLINK_DATA_MOUNT}],
+    }
+    plugins = _plugins(p)
+    if plugins:
+        container["env"] = [{"name": "ENABLE_BUILT_IN_PLUGINS", "value": ";".join(plugins)}]
     return {
         "metadata": {"labels": labels.pod_labels(p, "stream")},
-        "spec": {
-            "containers": [
-                {
-                    "name": MAIN_CONTAINER,
-                    "ports": [{"name": "metrics", "containerPort": names.FLINK_METRICS_PORT, "protocol": "TCP"}],
-                    "volumeMounts": [{"name": "flink-data", "mountPath": names.FLINK_DATA_MOUNT}],
-                }
-            ],
-            "volumes": [volume],
-        },
+        "spec": {"containers": [container], "volumes": [volume]},
     }
 
 
