@@ -18,8 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, GetJsonSchemaHandler, StrictInt, \
-    StrictStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError, core_schema
 
@@ -40,7 +49,9 @@ SERVING_PORT = 3000
 TOPIC_ROLES = ("transactions", "labels", "alerts", "deadLetter", "scores")
 KAFKA_TOPIC_NAME = r"^[a-zA-Z0-9._-]+$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-QUANTITY = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+QUANTITY = (
+    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+)
 FLINK_MEMORY = r"^[0-9]+(\.[0-9]+)?([kKmMgGtT]([bB])?)?$"
 DURATION = r"^[0-9]+ ?(ms|s|min|m|h|d)$"
 # The model contract's tag rule (fraudpipeline.model): the API server refuses what serving would.
@@ -90,8 +101,14 @@ def _add_model_rules(schema: dict[str, Any], cls: type) -> None:
 class _Model(BaseModel):
     """camelCase in YAML, snake_case in Python, unknown fields refused, immutable once parsed."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True,
-                              protected_namespaces=(), json_schema_extra=_add_model_rules)
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        protected_namespaces=(),
+        json_schema_extra=_add_model_rules,
+    )
     __rules__: ClassVar[tuple[Cel, ...]] = ()
 
     @model_validator(mode="after")
@@ -104,46 +121,61 @@ class _Model(BaseModel):
 
 # ---------------------------------------------------------------------------------------- kafka
 
+
 def _kafka_topic_name_ok(name: str) -> bool:
     return bool(re.match(KAFKA_TOPIC_NAME, name)) and len(name) <= 249 and name not in (".", "..")
 
 
-TopicName = Annotated[str, Field(max_length=249), Cel(
-    rule="self.matches('^[a-zA-Z0-9._-]+$') && self != '.' && self != '..'",
-    message="Kafka topic names may only contain ASCII letters, digits, '.', '_' and '-' "
-            "(at most 249 characters, and not '.' or '..')",
-    check=_kafka_topic_name_ok)]
-Partitions = Annotated[int, Cel(
-    rule="self > 0", message="partitions must be greater than 0", check=lambda v: v > 0)]
+TopicName = Annotated[
+    str,
+    Field(max_length=249),
+    Cel(
+        rule="self.matches('^[a-zA-Z0-9._-]+$') && self != '.' && self != '..'",
+        message="Kafka topic names may only contain ASCII letters, digits, '.', '_' and '-' "
+        "(at most 249 characters, and not '.' or '..')",
+        check=_kafka_topic_name_ok,
+    ),
+]
+Partitions = Annotated[int, Cel(rule="self > 0", message="partitions must be greater than 0", check=lambda v: v > 0)]
 ConfigValue = StrictInt | StrictStr
 
 
 class TopicSpec(_Model):
     """One Kafka topic, created as a Strimzi KafkaTopic in the Kafka namespace."""
 
-    name: TopicName | None = Field(None, description=(
-        "Kafka topic name. Default: `<namespace>.<pipeline>.<role>`, e.g. `fraud.payments.transactions`."))
-    partitions: Partitions = Field(3, description=(
-        "Number of partitions. Can only grow: Kafka cannot remove partitions, so a lower value is "
-        "refused (condition TopicsReady=False, reason PartitionDecreaseRefused)."))
-    replicas: int | None = Field(None, ge=1, le=32767, description=(
-        "Replication factor. Default: the broker's default.replication.factor."))
-    config: dict[str, ConfigValue] = Field(default_factory=dict, description=(
-        "Kafka topic configuration, e.g. retention.ms: 604800000, min.insync.replicas: 2."))
+    name: TopicName | None = Field(
+        None,
+        description=("Kafka topic name. Default: `<namespace>.<pipeline>.<role>`, e.g. `fraud.payments.transactions`."),
+    )
+    partitions: Partitions = Field(
+        3,
+        description=(
+            "Number of partitions. Can only grow: Kafka cannot remove partitions, so a lower value is "
+            "refused (condition TopicsReady=False, reason PartitionDecreaseRefused)."
+        ),
+    )
+    replicas: int | None = Field(
+        None, ge=1, le=32767, description=("Replication factor. Default: the broker's default.replication.factor.")
+    )
+    config: dict[str, ConfigValue] = Field(
+        default_factory=dict,
+        description=("Kafka topic configuration, e.g. retention.ms: 604800000, min.insync.replicas: 2."),
+    )
 
 
-def _explicit_names(topics: "TopicsSpec") -> list[str]:
+def _explicit_names(topics: TopicsSpec) -> list[str]:
     return [t.name for t in topics.all().values() if t.name]
 
 
 def _distinct_names_rule() -> str:
     """CEL: no two roles name the same topic (pairwise; the API server's CEL has no variables)."""
+
     def named(role: str) -> str:
-        return f"has(self.scores) && has(self.scores.name)" if role == "scores" else f"has(self.{role}.name)"
+        return "has(self.scores) && has(self.scores.name)" if role == "scores" else f"has(self.{role}.name)"
 
     pairs = []
     for i, a in enumerate(TOPIC_ROLES):
-        for b in TOPIC_ROLES[i + 1:]:
+        for b in TOPIC_ROLES[i + 1 :]:
             pairs.append(f"!({named(a)} && {named(b)} && self.{a}.name == self.{b}.name)")
     return " && ".join(pairs)
 
@@ -153,10 +185,13 @@ class TopicsSpec(_Model):
     features, alerts carry decisions above the threshold, the dead-letter topic takes records that
     could not be parsed or scored, and the optional scores topic carries every scored transaction."""
 
-    __rules__ = (Cel(
-        rule=_distinct_names_rule(),
-        message="each topic needs its own name: two roles use the same Kafka topic name",
-        check=lambda t: len(_explicit_names(t)) == len(set(_explicit_names(t)))),)
+    __rules__ = (
+        Cel(
+            rule=_distinct_names_rule(),
+            message="each topic needs its own name: two roles use the same Kafka topic name",
+            check=lambda t: len(_explicit_names(t)) == len(set(_explicit_names(t))),
+        ),
+    )
 
     transactions: TopicSpec = Field(default_factory=TopicSpec, description="Incoming card transactions.")
     labels: TopicSpec = Field(default_factory=TopicSpec, description="Fraud labels (confirmed fraud reports).")
@@ -166,8 +201,12 @@ class TopicsSpec(_Model):
 
     def all(self) -> dict[str, TopicSpec]:
         """The topics to create, by role (camelCase role names, as in the YAML)."""
-        out = {"transactions": self.transactions, "labels": self.labels, "alerts": self.alerts,
-               "deadLetter": self.dead_letter}
+        out = {
+            "transactions": self.transactions,
+            "labels": self.labels,
+            "alerts": self.alerts,
+            "deadLetter": self.dead_letter,
+        }
         if self.scores is not None:
             out["scores"] = self.scores
         return out
@@ -184,17 +223,33 @@ class BridgeSpec(_Model):
 class KafkaSpec(_Model):
     """Where the pipeline's topics live: an existing Strimzi-managed Kafka cluster."""
 
-    cluster: str = Field(..., min_length=1, max_length=63, pattern=DNS_LABEL, description=(
-        "Name of the Strimzi Kafka cluster; becomes the strimzi.io/cluster label of every KafkaTopic."))
-    namespace: str | None = Field(None, max_length=63, pattern=DNS_LABEL, description=(
-        "Namespace of the Kafka cluster (where KafkaTopics are created). Default: the pipeline's."))
-    bootstrap_servers: str | None = Field(None, pattern=r"^[^,\s]+:[0-9]+(,[^,\s]+:[0-9]+)*$", description=(
-        "host:port[,host:port]. Default: `<cluster>-kafka-bootstrap.<namespace>.svc:9092`."))
+    cluster: str = Field(
+        ...,
+        min_length=1,
+        max_length=63,
+        pattern=DNS_LABEL,
+        description=("Name of the Strimzi Kafka cluster; becomes the strimzi.io/cluster label of every KafkaTopic."),
+    )
+    namespace: str | None = Field(
+        None,
+        max_length=63,
+        pattern=DNS_LABEL,
+        description=("Namespace of the Kafka cluster (where KafkaTopics are created). Default: the pipeline's."),
+    )
+    bootstrap_servers: str | None = Field(
+        None,
+        pattern=r"^[^,\s]+:[0-9]+(,[^,\s]+:[0-9]+)*$",
+        description=("host:port[,host:port]. Default: `<cluster>-kafka-bootstrap.<namespace>.svc:9092`."),
+    )
     topics: TopicsSpec = Field(default_factory=TopicsSpec, description="The pipeline's topics.")
-    deletion_policy: Literal["Retain", "Delete"] = Field("Retain", description=(
-        "What happens to the topics when the pipeline is deleted. Retain (default): the topics are "
-        "released (strimzi.io/managed: \"false\") before their KafkaTopic objects are deleted, so the "
-        "data stays in Kafka. Delete: the KafkaTopics are deleted and Strimzi deletes the topics."))
+    deletion_policy: Literal["Retain", "Delete"] = Field(
+        "Retain",
+        description=(
+            "What happens to the topics when the pipeline is deleted. Retain (default): the topics are "
+            'released (strimzi.io/managed: "false") before their KafkaTopic objects are deleted, so the '
+            "data stays in Kafka. Delete: the KafkaTopics are deleted and Strimzi deletes the topics."
+        ),
+    )
     bridge: BridgeSpec = Field(default_factory=BridgeSpec, description="Optional HTTP ingestion bridge.")
 
 
@@ -211,52 +266,83 @@ class ResourceList(_Model):
 class ResourcesSpec(_Model):
     """Kubernetes resource requests and limits of each model-server container."""
 
-    requests: ResourceList = Field(default_factory=lambda: ResourceList(cpu="500m", memory="512Mi"),
-                                   description="Requests. The HPA's CPU target is relative to requests.cpu.")
+    requests: ResourceList = Field(
+        default_factory=lambda: ResourceList(cpu="500m", memory="512Mi"),
+        description="Requests. The HPA's CPU target is relative to requests.cpu.",
+    )
     limits: ResourceList = Field(default_factory=lambda: ResourceList(memory="1Gi"), description="Limits.")
 
 
 class AutoscalingSpec(_Model):
     """The model service's HorizontalPodAutoscaler (autoscaling/v2, CPU utilization)."""
 
-    __rules__ = (Cel(rule="self.minReplicas <= self.maxReplicas",
-                     message="minReplicas must be less than or equal to maxReplicas: raise maxReplicas or lower minReplicas",
-                     check=lambda a: a.min_replicas <= a.max_replicas, field_path=".minReplicas"),)
+    __rules__ = (
+        Cel(
+            rule="self.minReplicas <= self.maxReplicas",
+            message="minReplicas must be less than or equal to maxReplicas: raise maxReplicas or lower minReplicas",
+            check=lambda a: a.min_replicas <= a.max_replicas,
+            field_path=".minReplicas",
+        ),
+    )
 
     min_replicas: int = Field(1, ge=1, le=1000, description="Fewest model-server replicas.")
     max_replicas: int = Field(3, ge=1, le=1000, description="Most model-server replicas.")
-    target_cpu_utilization_percentage: int = Field(70, ge=1, le=500, alias="targetCPUUtilizationPercentage", description=(
-        "Average CPU utilization (percent of requests.cpu) the HPA aims for."))
+    target_cpu_utilization_percentage: int = Field(
+        70,
+        ge=1,
+        le=500,
+        alias="targetCPUUtilizationPercentage",
+        description=("Average CPU utilization (percent of requests.cpu) the HPA aims for."),
+    )
 
 
-Threshold = Annotated[float, Cel(rule="self >= 0.0 && self <= 1.0",
-                                 message="threshold must be between 0 and 1 (a fraud probability)",
-                                 check=lambda v: 0.0 <= v <= 1.0)]
+Threshold = Annotated[
+    float,
+    Cel(
+        rule="self >= 0.0 && self <= 1.0",
+        message="threshold must be between 0 and 1 (a fraud probability)",
+        check=lambda v: 0.0 <= v <= 1.0,
+    ),
+]
 
-ModelTag = Annotated[str, Field(pattern=MODEL_TAG, max_length=MODEL_TAG_MAX_LENGTH), Cel(
-    rule="!self.endsWith(':latest')", message="modelTag must pin a version (fraud-xgb:<version>), not 'latest'",
-    check=lambda v: not v.endswith(":latest"))]
+ModelTag = Annotated[
+    str,
+    Field(pattern=MODEL_TAG, max_length=MODEL_TAG_MAX_LENGTH),
+    Cel(
+        rule="!self.endsWith(':latest')",
+        message="modelTag must pin a version (fraud-xgb:<version>), not 'latest'",
+        check=lambda v: not v.endswith(":latest"),
+    ),
+]
 
 
 class ModelSpec(_Model):
     """The model service: a BentoML server (the serving image) scoring with an XGBoost model."""
 
-    image: str = Field(..., min_length=1, description=(
-        "Serving image; it bakes the BentoML model store holding `modelTag`."))
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field("IfNotPresent", description=(
-        "Image pull policy of the model-server containers."))
-    model_tag: ModelTag = Field(..., description=(
-        "BentoML model tag name:version as `fraudpipe train` prints it, e.g. fraud-xgb:q3x7kzd2: each part 1-63 "
-        "lowercase letters, digits, '.', '_' or '-', starting and ending with a letter or digit. "
-        "Passed as FRAUDPIPE_MODEL_TAG."))
-    threshold: Threshold | None = Field(None, description=(
-        "Decision threshold (fraud probability). Default: the threshold saved with the model."))
+    image: str = Field(
+        ..., min_length=1, description=("Serving image; it bakes the BentoML model store holding `modelTag`.")
+    )
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        "IfNotPresent", description=("Image pull policy of the model-server containers.")
+    )
+    model_tag: ModelTag = Field(
+        ...,
+        description=(
+            "BentoML model tag name:version as `fraudpipe train` prints it, e.g. fraud-xgb:q3x7kzd2: each part 1-63 "
+            "lowercase letters, digits, '.', '_' or '-', starting and ending with a letter or digit. "
+            "Passed as FRAUDPIPE_MODEL_TAG."
+        ),
+    )
+    threshold: Threshold | None = Field(
+        None, description=("Decision threshold (fraud probability). Default: the threshold saved with the model.")
+    )
     workers: int = Field(1, ge=1, le=64, description="Worker processes per model server (FRAUDPIPE_WORKERS).")
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Container resources.")
     autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec, description="Horizontal autoscaling.")
 
 
 # --------------------------------------------------------------------------------------- stream
+
 
 class FlinkResource(_Model):
     """The Flink operator's `resource` form (released CRD 1.15): cpu as a number, memory as Flink size."""
@@ -266,27 +352,42 @@ class FlinkResource(_Model):
 
 
 class JobManagerSpec(_Model):
-    resource: FlinkResource = Field(default_factory=lambda: FlinkResource(cpu=0.5, memory="1024m"),
-                                    description="JobManager pod resources.")
+    resource: FlinkResource = Field(
+        default_factory=lambda: FlinkResource(cpu=0.5, memory="1024m"), description="JobManager pod resources."
+    )
 
 
 class TaskManagerSpec(_Model):
-    resource: FlinkResource = Field(default_factory=lambda: FlinkResource(cpu=1.0, memory="2048m"),
-                                    description="TaskManager pod resources.")
-    slots: int = Field(1, ge=1, le=64, description=(
-        "Task slots per TaskManager (taskmanager.numberOfTaskSlots). Default 1: the job's Python steps "
-        "run in their TaskManager's one interpreter, so a second slot in the same TaskManager shares its "
-        "lock instead of adding a core (measured in docs/streaming.md); scale out with parallelism."))
+    resource: FlinkResource = Field(
+        default_factory=lambda: FlinkResource(cpu=1.0, memory="2048m"), description="TaskManager pod resources."
+    )
+    slots: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description=(
+            "Task slots per TaskManager (taskmanager.numberOfTaskSlots). Default 1: the job's Python steps "
+            "run in their TaskManager's one interpreter, so a second slot in the same TaskManager shares its "
+            "lock instead of adding a core (measured in docs/streaming.md); scale out with parallelism."
+        ),
+    )
 
 
 class ScoringSpec(_Model):
     """How the Flink job scores each transaction."""
 
-    mode: Literal["embedded", "remote"] = Field("embedded", description=(
-        "embedded: the job loads the XGBoost model (model.ubj + model.json) and scores in-process. "
-        "remote: the job calls the model service's POST /score_batch."))
-    model_path: str = Field("/opt/flink/usrlib/model", min_length=1, description=(
-        "embedded mode: folder in the stream image holding model.ubj and model.json."))
+    mode: Literal["embedded", "remote"] = Field(
+        "embedded",
+        description=(
+            "embedded: the job loads the XGBoost model (model.ubj + model.json) and scores in-process. "
+            "remote: the job calls the model service's POST /score_batch."
+        ),
+    )
+    model_path: str = Field(
+        "/opt/flink/usrlib/model",
+        min_length=1,
+        description=("embedded mode: folder in the stream image holding model.ubj and model.json."),
+    )
     timeout_ms: int = Field(1000, ge=1, le=60000, description="remote mode: per-request timeout.")
 
 
@@ -297,10 +398,16 @@ class StateSpec(_Model):
 
     checkpoint_dir: str = Field("file:///flink-data/checkpoints", min_length=1, description="Checkpoint directory URI.")
     savepoint_dir: str = Field("file:///flink-data/savepoints", min_length=1, description="Savepoint directory URI.")
-    ha_dir: str = Field("file:///flink-data/ha", min_length=1, description=(
-        "high-availability.storageDir (Kubernetes HA, set unless upgradeMode is stateless)."))
-    volume_claim: str | None = Field(None, pattern=DNS_LABEL, description=(
-        "PersistentVolumeClaim mounted at /flink-data in every Flink pod. Default: an emptyDir."))
+    ha_dir: str = Field(
+        "file:///flink-data/ha",
+        min_length=1,
+        description=("high-availability.storageDir (Kubernetes HA, set unless upgradeMode is stateless)."),
+    )
+    volume_claim: str | None = Field(
+        None,
+        pattern=DNS_LABEL,
+        description=("PersistentVolumeClaim mounted at /flink-data in every Flink pod. Default: an emptyDir."),
+    )
 
 
 class FlinkAutoscalerSpec(_Model):
@@ -314,55 +421,92 @@ class StreamSpec(_Model):
     """The PyFlink job (a FlinkDeployment in application mode run by the Flink Kubernetes Operator)."""
 
     __rules__ = (
-        Cel(rule="self.parallelism <= self.maxParallelism",
+        Cel(
+            rule="self.parallelism <= self.maxParallelism",
             message="parallelism must be less than or equal to maxParallelism",
-            check=lambda s: s.parallelism <= s.max_parallelism, field_path=".parallelism"),
-        Cel(rule="self.flinkVersion == 'v2_2' || has(self.jarURI)",
+            check=lambda s: s.parallelism <= s.max_parallelism,
+            field_path=".parallelism",
+        ),
+        Cel(
+            rule="self.flinkVersion == 'v2_2' || has(self.jarURI)",
             message="jarURI is required unless flinkVersion is v2_2: give the flink-python jar of your image's "
-                    "exact Flink version, e.g. local:///opt/flink/opt/flink-python-1.20.3.jar",
-            check=lambda s: s.flink_version == "v2_2" or s.jar_uri is not None, field_path=".jarURI"),
+            "exact Flink version, e.g. local:///opt/flink/opt/flink-python-1.20.3.jar",
+            check=lambda s: s.flink_version == "v2_2" or s.jar_uri is not None,
+            field_path=".jarURI",
+        ),
     )
 
     image: str = Field(..., min_length=1, description="Stream image: Flink + PyFlink + the fp_flink job.")
-    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field("IfNotPresent", description=(
-        "Image pull policy of the Flink pods."))
-    flink_version: Literal["v1_20", "v2_0", "v2_1", "v2_2"] = Field("v2_2", description=(
-        "FlinkDeployment.spec.flinkVersion; must match the image."))
-    jar_uri: str | None = Field(None, alias="jarURI", min_length=1, description=(
-        "The flink-python jar (PythonDriver). Default for v2_2: local:///opt/flink/opt/flink-python-2.2.1.jar."))
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        "IfNotPresent", description=("Image pull policy of the Flink pods.")
+    )
+    flink_version: Literal["v1_20", "v2_0", "v2_1", "v2_2"] = Field(
+        "v2_2", description=("FlinkDeployment.spec.flinkVersion; must match the image.")
+    )
+    jar_uri: str | None = Field(
+        None,
+        alias="jarURI",
+        min_length=1,
+        description=(
+            "The flink-python jar (PythonDriver). Default for v2_2: local:///opt/flink/opt/flink-python-2.2.1.jar."
+        ),
+    )
     parallelism: int = Field(2, ge=1, le=10000, description="Job parallelism.")
-    max_parallelism: int = Field(120, ge=1, le=32768, description=(
-        "pipeline.max-parallelism: the upper bound for rescaling (keyed state is split into this many groups)."))
-    upgrade_mode: Literal["savepoint", "last-state", "stateless"] = Field("savepoint", description=(
-        "How the Flink operator carries state across upgrades."))
+    max_parallelism: int = Field(
+        120,
+        ge=1,
+        le=32768,
+        description=(
+            "pipeline.max-parallelism: the upper bound for rescaling (keyed state is split into this many groups)."
+        ),
+    )
+    upgrade_mode: Literal["savepoint", "last-state", "stateless"] = Field(
+        "savepoint", description=("How the Flink operator carries state across upgrades.")
+    )
     checkpoint_interval: str = Field("30s", pattern=DURATION, description="execution.checkpointing.interval.")
     state: StateSpec = Field(default_factory=StateSpec, description="Checkpoint and savepoint storage.")
     scoring: ScoringSpec = Field(default_factory=ScoringSpec, description="How transactions are scored.")
-    consumer_group: str | None = Field(None, min_length=1, max_length=249, description=(
-        "Kafka consumer group id. Default: `fraudpipe.<namespace>.<pipeline>`."))
+    consumer_group: str | None = Field(
+        None,
+        min_length=1,
+        max_length=249,
+        description=("Kafka consumer group id. Default: `fraudpipe.<namespace>.<pipeline>`."),
+    )
     job_manager: JobManagerSpec = Field(default_factory=JobManagerSpec, description="JobManager.")
     task_manager: TaskManagerSpec = Field(default_factory=TaskManagerSpec, description="TaskManagers.")
     autoscaler: FlinkAutoscalerSpec = Field(default_factory=FlinkAutoscalerSpec, description="Flink autoscaler.")
-    service_account: str | None = Field(None, pattern=DNS_LABEL, description=(
-        "ServiceAccount of the Flink pods. Default: the operator creates `<pipeline>-flink` with a "
-        "RoleBinding to the chart's Flink job ClusterRole."))
-    flink_configuration: dict[str, str] = Field(default_factory=dict, description=(
-        "Extra Flink configuration, applied last (wins over what the operator sets)."))
+    service_account: str | None = Field(
+        None,
+        pattern=DNS_LABEL,
+        description=(
+            "ServiceAccount of the Flink pods. Default: the operator creates `<pipeline>-flink` with a "
+            "RoleBinding to the chart's Flink job ClusterRole."
+        ),
+    )
+    flink_configuration: dict[str, str] = Field(
+        default_factory=dict,
+        description=("Extra Flink configuration, applied last (wins over what the operator sets)."),
+    )
 
 
 # ----------------------------------------------------------------------------------- monitoring
+
 
 class MonitoringSpec(_Model):
     """Prometheus Operator objects and a Grafana dashboard, created when their CRDs are served."""
 
     enabled: bool = Field(False, description="Create ServiceMonitor, PodMonitor, PrometheusRule and dashboard.")
-    release: str = Field("kube-prometheus-stack", max_length=63, description=(
-        "The kube-prometheus-stack release name, set as the `release` label its selectors match."))
-    dashboards: bool = Field(True, description="Create a Grafana dashboard ConfigMap (grafana_dashboard: \"1\").")
+    release: str = Field(
+        "kube-prometheus-stack",
+        max_length=63,
+        description=("The kube-prometheus-stack release name, set as the `release` label its selectors match."),
+    )
+    dashboards: bool = Field(True, description='Create a Grafana dashboard ConfigMap (grafana_dashboard: "1").')
     alerts: bool = Field(True, description="Create the PrometheusRule with the pipeline's alerts.")
 
 
 # ------------------------------------------------------------------------------------- pipeline
+
 
 class FraudPipelineSpec(_Model):
     """Desired state of a fraud-detection pipeline: topics, a stream job and a model service."""
@@ -371,16 +515,21 @@ class FraudPipelineSpec(_Model):
     model: ModelSpec = Field(..., description="Model service.")
     stream: StreamSpec = Field(..., description="Streaming job.")
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec, description="Monitoring.")
-    suspend: bool = Field(False, description=(
-        "Suspend the pipeline: the Flink job is suspended (with a savepoint in savepoint mode) and "
-        "the model service is scaled to zero. Topics stay."))
+    suspend: bool = Field(
+        False,
+        description=(
+            "Suspend the pipeline: the Flink job is suspended (with a savepoint in savepoint mode) and "
+            "the model service is scaled to zero. Topics stay."
+        ),
+    )
 
 
 NAME_RULE = Cel(
     rule=f"self.size() <= {MAX_NAME_LENGTH} && self.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
     message=f"metadata.name must be a DNS label (lowercase letters, digits and '-', starting with a letter) of at "
-            f"most {MAX_NAME_LENGTH} characters: child objects append suffixes such as -stream-rest",
-    check=lambda name: len(name) <= MAX_NAME_LENGTH and bool(re.match(r"^[a-z]([-a-z0-9]*[a-z0-9])?$", name)))
+    f"most {MAX_NAME_LENGTH} characters: child objects append suffixes such as -stream-rest",
+    check=lambda name: len(name) <= MAX_NAME_LENGTH and bool(re.match(r"^[a-z]([-a-z0-9]*[a-z0-9])?$", name)),
+)
 
 
 class ObjectMeta(BaseModel):
@@ -433,7 +582,7 @@ class FraudPipeline(BaseModel):
 
 
 def topic_slug(role: str) -> str:
-    """"deadLetter" -> "dead-letter": the role as it appears in default topic and object names."""
+    """ "deadLetter" -> "dead-letter": the role as it appears in default topic and object names."""
     return re.sub(r"([A-Z])", lambda m: "-" + m.group(1).lower(), role)
 
 
@@ -489,9 +638,11 @@ class FraudPipelineStatus(_Model):
     model_config = ConfigDict(extra="forbid")
     observed_generation: int | None = Field(None, description="metadata.generation last reconciled.")
     phase: Phase | None = Field(None, description="Progressing, Ready, Suspended, Degraded or Invalid.")
-    conditions: list[Condition] = Field(default_factory=list, json_schema_extra={
-        "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-        description="TopicsReady, StreamReady, ModelReady, MonitoringReady and Ready.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+        description="TopicsReady, StreamReady, ModelReady, MonitoringReady and Ready.",
+    )
     topics: list[TopicStatus] = Field(default_factory=list, description="One entry per KafkaTopic.")
     stream: StreamStatus | None = Field(None, description="The Flink job.")
     model: ModelStatus | None = Field(None, description="The model service.")
@@ -500,6 +651,7 @@ class FraudPipelineStatus(_Model):
 
 
 # ----------------------------------------------------------------------------------- local mode
+
 
 class SpecError(ValueError):
     """A FraudPipeline that cannot be used; the message names each bad field and the fix."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
 )
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 FLOAT32_MAX = 3.4028234663852886e38  # float(numpy.finfo(numpy.float32).max)
 
 
@@ -126,7 +126,7 @@ class Label(BaseModel):
 def event_time_us(ts: datetime) -> int:
     """Microseconds since the epoch, UTC, exactly (no float rounding)."""
     if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=timezone.utc)
+        ts = ts.replace(tzinfo=UTC)
     delta = ts - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
@@ -195,9 +195,15 @@ def transaction_fields(data: bytes | str) -> tuple[str, int, str, str, float]:
         tid = _fast_id(doc.get("terminal_id"))
         ts = doc.get("timestamp")
         amount = doc.get("amount")
-        if (tx_id is not None and cid is not None and tid is not None and type(ts) is str
-                and _CANONICAL_TIME.fullmatch(ts) and (type(amount) is float or type(amount) is int)
-                and 0 <= amount <= FLOAT32_MAX):
+        if (
+            tx_id is not None
+            and cid is not None
+            and tid is not None
+            and type(ts) is str
+            and _CANONICAL_TIME.fullmatch(ts)
+            and (type(amount) is float or type(amount) is int)
+            and 0 <= amount <= FLOAT32_MAX
+        ):
             try:
                 moment = datetime.fromisoformat(ts)
             except ValueError:

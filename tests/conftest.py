@@ -13,9 +13,9 @@ import json
 import os
 from pathlib import Path
 
+import ci_skip_policy
 import pytest
 
-import ci_skip_policy
 from fp_devtools import servers
 from fp_devtools.cache import MissingPrerequisite
 
@@ -28,8 +28,9 @@ def pytest_configure(config):
 
 
 def pytest_addoption(parser):
-    parser.addoption("--with-e2e", action="store_true", default=False,
-                     help="also run the end-to-end tests (need a real cluster)")
+    parser.addoption(
+        "--with-e2e", action="store_true", default=False, help="also run the end-to-end tests (need a real cluster)"
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -106,8 +107,10 @@ def upstream_crds(kube) -> dict:
 def kube_gc(kube) -> dict:
     """The kube server, known to run kube-controller-manager (garbage collection)."""
     if not kube.get("controller_manager"):
-        pytest.skip("no kube-controller-manager: KUBEBUILDER_ASSETS lacks it and Go is missing to build it; "
-                    "install Go 1.26+ and run `make servers` (`fraudpipe dev prepare --with kube`)")
+        pytest.skip(
+            "no kube-controller-manager: KUBEBUILDER_ASSETS lacks it and Go is missing to build it; "
+            "install Go 1.26+ and run `make servers` (`fraudpipe dev prepare --with kube`)"
+        )
     return kube
 
 

@@ -66,21 +66,51 @@ def _build_once(name: str, out: Path, names: list[str], title: str, argv: list[s
 def kube_binaries() -> Path:
     """kube-apiserver, kube-controller-manager and kubectl, built once per version."""
     out = cache.cache_dir("kube", f"v{cache.KUBE_VERSION}")
-    return _build_once("kube", out, ["kube-apiserver", "kube-controller-manager", "kubectl"],
-                       f"Kubernetes v{cache.KUBE_VERSION} (kube-apiserver, kube-controller-manager, kubectl)",
-                       ["bash", str(SCRIPTS / "build-kube.sh"), cache.KUBE_VERSION, str(out),
-                        str(cache.cache_root() / "work" / "kube")])
+    return _build_once(
+        "kube",
+        out,
+        ["kube-apiserver", "kube-controller-manager", "kubectl"],
+        f"Kubernetes v{cache.KUBE_VERSION} (kube-apiserver, kube-controller-manager, kubectl)",
+        [
+            "bash",
+            str(SCRIPTS / "build-kube.sh"),
+            cache.KUBE_VERSION,
+            str(out),
+            str(cache.cache_root() / "work" / "kube"),
+        ],
+    )
 
 
 def etcd_binary() -> Path:
     out = cache.cache_dir("etcd", f"v{cache.ETCD_VERSION}")
-    return _build_once("etcd", out, ["etcd"], f"etcd v{cache.ETCD_VERSION}",
-                       ["bash", str(SCRIPTS / "build-etcd.sh"), cache.ETCD_VERSION, str(out),
-                        str(cache.cache_root() / "work" / "etcd")]) / "etcd"
+    return (
+        _build_once(
+            "etcd",
+            out,
+            ["etcd"],
+            f"etcd v{cache.ETCD_VERSION}",
+            [
+                "bash",
+                str(SCRIPTS / "build-etcd.sh"),
+                cache.ETCD_VERSION,
+                str(out),
+                str(cache.cache_root() / "work" / "etcd"),
+            ],
+        )
+        / "etcd"
+    )
 
 
 def helm_binary() -> Path:
     out = cache.cache_dir("helm", f"v{cache.HELM_VERSION}")
     minor = cache.KUBE_VERSION.split(".")[1]
-    return _build_once("helm", out, ["helm"], f"helm v{cache.HELM_VERSION}",
-                       ["bash", str(SCRIPTS / "build-helm.sh"), cache.HELM_VERSION, minor, str(out)]) / "helm"
+    return (
+        _build_once(
+            "helm",
+            out,
+            ["helm"],
+            f"helm v{cache.HELM_VERSION}",
+            ["bash", str(SCRIPTS / "build-helm.sh"), cache.HELM_VERSION, minor, str(out)],
+        )
+        / "helm"
+    )

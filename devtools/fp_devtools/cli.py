@@ -18,7 +18,9 @@ StateDir = Annotated[Path, typer.Option("--state-dir", help="Where env.json, dat
 
 @app.command("up")
 def up_cmd(
-    with_: Annotated[str, typer.Option("--with", help="Comma-separated: kafka,kube,prometheus.")] = "kafka,kube,prometheus",
+    with_: Annotated[
+        str, typer.Option("--with", help="Comma-separated: kafka,kube,prometheus.")
+    ] = "kafka,kube,prometheus",
     state_dir: StateDir = Path(".fraudpipe/dev"),
 ) -> None:
     """Start the chosen servers, wait until each is healthy, write DIR/env.json and return."""
@@ -41,7 +43,9 @@ def up_cmd(
 
 @app.command("prepare")
 def prepare_cmd(
-    with_: Annotated[str, typer.Option("--with", help="Comma-separated: kafka,kube,prometheus.")] = "kafka,kube,prometheus",
+    with_: Annotated[
+        str, typer.Option("--with", help="Comma-separated: kafka,kube,prometheus.")
+    ] = "kafka,kube,prometheus",
 ) -> None:
     """Download and build what the servers need (into ~/.cache/fraudpipeline) without starting them."""
     import time
@@ -71,8 +75,9 @@ def down_cmd(state_dir: StateDir = Path(".fraudpipe/dev")) -> None:
 
 
 @app.command("status")
-def status_cmd(state_dir: StateDir = Path(".fraudpipe/dev"),
-               as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def status_cmd(
+    state_dir: StateDir = Path(".fraudpipe/dev"), as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
     """Tell what runs."""
     from fp_devtools import servers
 
@@ -85,8 +90,13 @@ def status_cmd(state_dir: StateDir = Path(".fraudpipe/dev"),
         return
     table = Table("process", "server", "pid", "state", "log")
     for name, s in st.items():
-        table.add_row(name, s["server"], str(s["pid"]), "[green]running[/green]" if s["alive"] else "[red]stopped[/red]",
-                      s["log"] or "")
+        table.add_row(
+            name,
+            s["server"],
+            str(s["pid"]),
+            "[green]running[/green]" if s["alive"] else "[red]stopped[/red]",
+            s["log"] or "",
+        )
     Console().print(table)
     if not all(s["alive"] for s in st.values()):
         raise typer.Exit(3)

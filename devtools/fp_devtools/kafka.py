@@ -40,42 +40,56 @@ def classpath(version: str = cache.KAFKA_VERSION) -> str:
     (home / "pom.xml").write_text(_POM.format(kafka=version, slf4j=cache.SLF4J_VERSION))
     tmp = home / "kafka.cp.tmp"
     run = subprocess.run(
-        [mvn, "-B", "-q", "-f", str(home / "pom.xml"), f"-Dmaven.repo.local={maven_repo()}",
-         f"{cache.MAVEN_DEPENDENCY_PLUGIN}:build-classpath", f"-Dmdep.outputFile={tmp}", "-DincludeScope=runtime"],
-        capture_output=True, text=True,
+        [
+            mvn,
+            "-B",
+            "-q",
+            "-f",
+            str(home / "pom.xml"),
+            f"-Dmaven.repo.local={maven_repo()}",
+            f"{cache.MAVEN_DEPENDENCY_PLUGIN}:build-classpath",
+            f"-Dmdep.outputFile={tmp}",
+            "-DincludeScope=runtime",
+        ],
+        capture_output=True,
+        text=True,
     )
     if run.returncode != 0:
-        raise ServerFailed(f"resolving org.apache.kafka:kafka_2.13:{version} with Maven failed:\n"
-                           f"{run.stdout[-3000:]}{run.stderr[-3000:]}")
+        raise ServerFailed(
+            f"resolving org.apache.kafka:kafka_2.13:{version} with Maven failed:\n"
+            f"{run.stdout[-3000:]}{run.stderr[-3000:]}"
+        )
     tmp.rename(cp_file)
     return cp_file.read_text().strip()
 
 
 def _properties(data_dir: Path, port: int, controller_port: int) -> str:
-    return "\n".join([
-        "process.roles=broker,controller",
-        "node.id=1",
-        f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
-        f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
-        "controller.listener.names=CONTROLLER",
-        "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-        f"log.dirs={data_dir}",
-        "num.partitions=1",
-        # One node: every internal topic must have replication factor 1, or it is never created.
-        "offsets.topic.replication.factor=1",
-        "offsets.topic.num.partitions=4",
-        "transaction.state.log.replication.factor=1",
-        "transaction.state.log.min.isr=1",
-        "transaction.state.log.num.partitions=4",
-        "share.coordinator.state.topic.replication.factor=1",
-        "share.coordinator.state.topic.min.isr=1",
-        "group.initial.rebalance.delay.ms=0",
-        "auto.create.topics.enable=true",
-        "log.segment.bytes=67108864",
-        "",
-    ])
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            "node.id=1",
+            f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"log.dirs={data_dir}",
+            "num.partitions=1",
+            # One node: every internal topic must have replication factor 1, or it is never created.
+            "offsets.topic.replication.factor=1",
+            "offsets.topic.num.partitions=4",
+            "transaction.state.log.replication.factor=1",
+            "transaction.state.log.min.isr=1",
+            "transaction.state.log.num.partitions=4",
+            "share.coordinator.state.topic.replication.factor=1",
+            "share.coordinator.state.topic.min.isr=1",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=true",
+            "log.segment.bytes=67108864",
+            "",
+        ]
+    )
 
 
 def _answers(bootstrap: str) -> bool:
@@ -107,16 +121,38 @@ def start(state_dir: Path, port: int | None = None, controller_port: int | None 
     log = state_dir / "logs" / "kafka.log"
     if not (data / "meta.properties").exists():  # storage of an earlier start is kept, with its data
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        fmt = subprocess.run([java, "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
-                             capture_output=True, text=True)
+        fmt = subprocess.run(
+            [java, "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+            capture_output=True,
+            text=True,
+        )
         if fmt.returncode != 0:
             raise ServerFailed(f"kafka storage format failed:\n{fmt.stdout}{fmt.stderr}")
     bootstrap = f"127.0.0.1:{port}"
     with stopped_on_failure() as procs:
-        proc = spawn([java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-                      "-cp", cp, "kafka.Kafka", str(props)], log)
+        proc = spawn(
+            [
+                java,
+                "-Xms256m",
+                "-Xmx1g",
+                "-XX:+UseG1GC",
+                "-Djava.awt.headless=true",
+                "-cp",
+                cp,
+                "kafka.Kafka",
+                str(props),
+            ],
+            log,
+        )
         procs.append(proc)
         waited = wait_healthy("kafka", proc, lambda: _answers(bootstrap), log, timeout=90)
-    return {"kafka": {"bootstrap": bootstrap, "version": cache.KAFKA_VERSION, "started_in_s": round(waited, 2),
-                      "controller_port": controller_port},
-            "pids": {"kafka": proc.pid}, "logs": {"kafka": str(log)}}
+    return {
+        "kafka": {
+            "bootstrap": bootstrap,
+            "version": cache.KAFKA_VERSION,
+            "started_in_s": round(waited, 2),
+            "controller_port": controller_port,
+        },
+        "pids": {"kafka": proc.pid},
+        "logs": {"kafka": str(log)},
+    }

@@ -51,23 +51,37 @@ def binaries() -> dict[str, str | None]:
                 for name in ("kube-controller-manager", "kubectl"):
                     found[name] = found[name] or str(built / name)
             except cache.MissingPrerequisite as exc:
-                print(f"[fraudpipe dev] KUBEBUILDER_ASSETS has no kube-controller-manager and it cannot be "
-                      f"built ({exc}); garbage collection will not run and the tests that need it skip.",
-                      file=sys.stderr)
+                print(
+                    f"[fraudpipe dev] KUBEBUILDER_ASSETS has no kube-controller-manager and it cannot be "
+                    f"built ({exc}); garbage collection will not run and the tests that need it skip.",
+                    file=sys.stderr,
+                )
         return found
     built = builds.kube_binaries()
-    return {"kube-apiserver": str(built / "kube-apiserver"), "etcd": str(builds.etcd_binary()),
-            "kube-controller-manager": str(built / "kube-controller-manager"), "kubectl": str(built / "kubectl")}
+    return {
+        "kube-apiserver": str(built / "kube-apiserver"),
+        "etcd": str(builds.etcd_binary()),
+        "kube-controller-manager": str(built / "kube-controller-manager"),
+        "kubectl": str(built / "kubectl"),
+    }
 
 
 def _kubeconfig(server: str, ca: Path, token: str) -> dict:
     return {
-        "apiVersion": "v1", "kind": "Config", "current-context": "fraudpipe-dev", "preferences": {},
-        "clusters": [{"name": "fraudpipe-dev", "cluster": {
-            "server": server, "certificate-authority-data": base64.b64encode(ca.read_bytes()).decode()}}],
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": "fraudpipe-dev",
+        "preferences": {},
+        "clusters": [
+            {
+                "name": "fraudpipe-dev",
+                "cluster": {"server": server, "certificate-authority-data": base64.b64encode(ca.read_bytes()).decode()},
+            }
+        ],
         "users": [{"name": "admin", "user": {"token": token}}],
-        "contexts": [{"name": "fraudpipe-dev", "context": {"cluster": "fraudpipe-dev", "user": "admin",
-                                                           "namespace": "default"}}],
+        "contexts": [
+            {"name": "fraudpipe-dev", "context": {"cluster": "fraudpipe-dev", "user": "admin", "namespace": "default"}}
+        ],
     }
 
 
@@ -83,8 +97,12 @@ def client(server: str, kubeconfig: str):
     if not ca_file.exists():
         ca_file.write_bytes(ca_pem)
     token = cfg["users"][0]["user"]["token"]
-    return httpx.Client(base_url=server, verify=ssl.create_default_context(cafile=str(ca_file)), headers={"Authorization": f"Bearer {token}"},
-                        timeout=30)
+    return httpx.Client(
+        base_url=server,
+        verify=ssl.create_default_context(cafile=str(ca_file)),
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
 
 
 def crd_files() -> tuple[list[Path], list[str]]:
@@ -97,8 +115,10 @@ def crd_files() -> tuple[list[Path], list[str]]:
     if upstream.is_dir():
         files += sorted(p for p in upstream.rglob("*") if p.suffix in (".yaml", ".yml"))
     else:
-        missing.append(f"upstream CRDs (Strimzi, Flink operator, Prometheus operator) not found at {upstream}: "
-                       f"set FRAUDPIPE_UPSTREAM_CRDS to the folder holding them")
+        missing.append(
+            f"upstream CRDs (Strimzi, Flink operator, Prometheus operator) not found at {upstream}: "
+            f"set FRAUDPIPE_UPSTREAM_CRDS to the folder holding them"
+        )
     return files, missing
 
 
@@ -110,9 +130,12 @@ def install_crds(http, files: list[Path], timeout: float = 60) -> list[str]:
             if not doc or doc.get("kind") != "CustomResourceDefinition":
                 continue
             name = doc["metadata"]["name"]
-            r = http.patch(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}",
-                           params={"fieldManager": FIELD_MANAGER, "force": "true"},
-                           content=json.dumps(doc), headers={"Content-Type": "application/apply-patch+yaml"})
+            r = http.patch(
+                f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}",
+                params={"fieldManager": FIELD_MANAGER, "force": "true"},
+                content=json.dumps(doc),
+                headers={"Content-Type": "application/apply-patch+yaml"},
+            )
             if r.status_code >= 300:
                 raise ServerFailed(f"installing CRD {name} from {f} failed: {r.status_code} {r.text[:500]}")
             names.append(name)
@@ -146,44 +169,73 @@ def start(state_dir: Path) -> dict:
     with stopped_on_failure() as procs:
         etcd_client, etcd_peer = free_port(), free_port()
         etcd_log = logs / "etcd.log"
-        etcd = spawn([bins["etcd"], "--name", "fraudpipe-dev", "--data-dir", str(home / "etcd"),
-                      "--listen-client-urls", f"http://127.0.0.1:{etcd_client}",
-                      "--advertise-client-urls", f"http://127.0.0.1:{etcd_client}",
-                      "--listen-peer-urls", f"http://127.0.0.1:{etcd_peer}",
-                      "--initial-advertise-peer-urls", f"http://127.0.0.1:{etcd_peer}",
-                      "--initial-cluster", f"fraudpipe-dev=http://127.0.0.1:{etcd_peer}",
-                      # test data only: skipping fsync makes every write much faster
-                      "--unsafe-no-fsync", "--log-level", "warn"], etcd_log)
+        etcd = spawn(
+            [
+                bins["etcd"],
+                "--name",
+                "fraudpipe-dev",
+                "--data-dir",
+                str(home / "etcd"),
+                "--listen-client-urls",
+                f"http://127.0.0.1:{etcd_client}",
+                "--advertise-client-urls",
+                f"http://127.0.0.1:{etcd_client}",
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{etcd_peer}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{etcd_peer}",
+                "--initial-cluster",
+                f"fraudpipe-dev=http://127.0.0.1:{etcd_peer}",
+                # test data only: skipping fsync makes every write much faster
+                "--unsafe-no-fsync",
+                "--log-level",
+                "warn",
+            ],
+            etcd_log,
+        )
         procs.append(etcd)
         pids["etcd"], out_logs["etcd"] = etcd.pid, str(etcd_log)
 
         import httpx
 
-        wait_healthy("etcd", etcd, lambda: httpx.get(f"http://127.0.0.1:{etcd_client}/health", timeout=1)
-                     .json().get("health") == "true", etcd_log, timeout=30)
+        wait_healthy(
+            "etcd",
+            etcd,
+            lambda: httpx.get(f"http://127.0.0.1:{etcd_client}/health", timeout=1).json().get("health") == "true",
+            etcd_log,
+            timeout=30,
+        )
 
         port = free_port()
         server = f"https://127.0.0.1:{port}"
         api_log = logs / "kube-apiserver.log"
-        api = spawn([bins["kube-apiserver"],
-                     f"--etcd-servers=http://127.0.0.1:{etcd_client}",
-                     "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={port}",
-                     f"--cert-dir={home / 'certs'}",
-                     f"--tls-cert-file={pki['apiserver_crt']}", f"--tls-private-key-file={pki['apiserver_key']}",
-                     f"--client-ca-file={pki['ca_crt']}",
-                     "--service-account-issuer=https://kubernetes.default.svc",
-                     f"--service-account-key-file={pki['sa_key']}",
-                     f"--service-account-signing-key-file={pki['sa_key']}",
-                     f"--token-auth-file={home / 'tokens.csv'}",
-                     "--authorization-mode=RBAC",
-                     "--service-cluster-ip-range=10.0.0.0/24",
-                     # no kubelet mints tokens here, so Pods must not wait for a ServiceAccount token
-                     "--disable-admission-plugins=ServiceAccount",
-                     "--allow-privileged=true",
-                     f"--audit-policy-file={home / 'audit-policy.yaml'}",
-                     f"--audit-log-path={home / 'audit.log'}",
-                     "--audit-log-format=json", "--audit-log-mode=blocking",
-                     ], api_log)
+        api = spawn(
+            [
+                bins["kube-apiserver"],
+                f"--etcd-servers=http://127.0.0.1:{etcd_client}",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
+                f"--secure-port={port}",
+                f"--cert-dir={home / 'certs'}",
+                f"--tls-cert-file={pki['apiserver_crt']}",
+                f"--tls-private-key-file={pki['apiserver_key']}",
+                f"--client-ca-file={pki['ca_crt']}",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                f"--service-account-key-file={pki['sa_key']}",
+                f"--service-account-signing-key-file={pki['sa_key']}",
+                f"--token-auth-file={home / 'tokens.csv'}",
+                "--authorization-mode=RBAC",
+                "--service-cluster-ip-range=10.0.0.0/24",
+                # no kubelet mints tokens here, so Pods must not wait for a ServiceAccount token
+                "--disable-admission-plugins=ServiceAccount",
+                "--allow-privileged=true",
+                f"--audit-policy-file={home / 'audit-policy.yaml'}",
+                f"--audit-log-path={home / 'audit.log'}",
+                "--audit-log-format=json",
+                "--audit-log-mode=blocking",
+            ],
+            api_log,
+        )
         procs.append(api)
         pids["kube-apiserver"], out_logs["kube-apiserver"] = api.pid, str(api_log)
 
@@ -192,24 +244,39 @@ def start(state_dir: Path) -> dict:
         kubeconfig.chmod(0o600)
         (home / "ca.crt").write_bytes(pki["ca_crt"].read_bytes())
         http = client(server, str(kubeconfig))
-        waited = wait_healthy("kube-apiserver", api, lambda: http.get("/readyz").status_code == 200, api_log,
-                              timeout=90)
+        waited = wait_healthy(
+            "kube-apiserver", api, lambda: http.get("/readyz").status_code == 200, api_log, timeout=90
+        )
 
         controller_manager = False
         if bins.get("kube-controller-manager"):
             kcm_log = logs / "kube-controller-manager.log"
             kcm_port = free_port()
-            kcm = spawn([bins["kube-controller-manager"], f"--kubeconfig={kubeconfig}",
-                         f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
-                         "--leader-elect=false", "--controllers=*",
-                         f"--service-account-private-key-file={pki['sa_key']}", f"--root-ca-file={pki['ca_crt']}",
-                         "--bind-address=127.0.0.1", f"--secure-port={kcm_port}", f"--cert-dir={home / 'kcm-certs'}",
-                         ], kcm_log)
+            kcm = spawn(
+                [
+                    bins["kube-controller-manager"],
+                    f"--kubeconfig={kubeconfig}",
+                    f"--authentication-kubeconfig={kubeconfig}",
+                    f"--authorization-kubeconfig={kubeconfig}",
+                    "--leader-elect=false",
+                    "--controllers=*",
+                    f"--service-account-private-key-file={pki['sa_key']}",
+                    f"--root-ca-file={pki['ca_crt']}",
+                    "--bind-address=127.0.0.1",
+                    f"--secure-port={kcm_port}",
+                    f"--cert-dir={home / 'kcm-certs'}",
+                ],
+                kcm_log,
+            )
             procs.append(kcm)
             pids["kube-controller-manager"], out_logs["kube-controller-manager"] = kcm.pid, str(kcm_log)
-            wait_healthy("kube-controller-manager", kcm,
-                         lambda: httpx.get(f"https://127.0.0.1:{kcm_port}/healthz", verify=False, timeout=1)
-                         .status_code == 200, kcm_log, timeout=60)
+            wait_healthy(
+                "kube-controller-manager",
+                kcm,
+                lambda: httpx.get(f"https://127.0.0.1:{kcm_port}/healthz", verify=False, timeout=1).status_code == 200,
+                kcm_log,
+                timeout=60,
+            )
             controller_manager = True
 
         files, missing = crd_files()
@@ -217,9 +284,17 @@ def start(state_dir: Path) -> dict:
         for m in missing:
             print(f"[fraudpipe dev] {m}", file=sys.stderr)
     return {
-        "kube": {"kubeconfig": str(kubeconfig), "server": server, "version": cache.KUBE_VERSION,
-                 "controller_manager": controller_manager, "audit_log": str(home / "audit.log"),
-                 "crds": crds, "crds_missing": missing, "started_in_s": round(waited, 2)},
-        "pids": pids, "logs": out_logs,
+        "kube": {
+            "kubeconfig": str(kubeconfig),
+            "server": server,
+            "version": cache.KUBE_VERSION,
+            "controller_manager": controller_manager,
+            "audit_log": str(home / "audit.log"),
+            "crds": crds,
+            "crds_missing": missing,
+            "started_in_s": round(waited, 2),
+        },
+        "pids": pids,
+        "logs": out_logs,
         "tools": {"kubectl": bins.get("kubectl")} if bins.get("kubectl") else {},
     }

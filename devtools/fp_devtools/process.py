@@ -34,20 +34,27 @@ def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None, cwd: Pa
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         return subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=env, cwd=cwd, start_new_session=True,
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
         )
 
 
-def wait_healthy(name: str, proc: subprocess.Popen | None, check: Callable[[], bool], log: Path,
-                 timeout: float = 60.0) -> float:
+def wait_healthy(
+    name: str, proc: subprocess.Popen | None, check: Callable[[], bool], log: Path, timeout: float = 60.0
+) -> float:
     """Poll `check` until it is true; fail early if the process dies. Returns seconds waited."""
     start = time.monotonic()
     delay = 0.05
     while True:
         if proc is not None and proc.poll() is not None:
-            raise ServerFailed(f"{name} exited with code {proc.returncode} before it was healthy; "
-                               f"log {log}:\n{log_tail(log)}")
+            raise ServerFailed(
+                f"{name} exited with code {proc.returncode} before it was healthy; log {log}:\n{log_tail(log)}"
+            )
         try:
             if check():
                 return time.monotonic() - start

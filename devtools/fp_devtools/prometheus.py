@@ -73,8 +73,12 @@ def config(targets_dir: Path, scrape_interval: str = "5s") -> dict:
         "rule_files": [str(targets_dir.parent / "rules" / "*.yaml")],
         "scrape_configs": [
             {"job_name": "prometheus", "static_configs": [{"targets": ["__SELF__"]}]},
-            {"job_name": "fraudpipe", "file_sd_configs": [
-                {"files": [str(targets_dir / "*.json"), str(targets_dir / "*.yaml")], "refresh_interval": "5s"}]},
+            {
+                "job_name": "fraudpipe",
+                "file_sd_configs": [
+                    {"files": [str(targets_dir / "*.json"), str(targets_dir / "*.yaml")], "refresh_interval": "5s"}
+                ],
+            },
         ],
     }
 
@@ -87,8 +91,9 @@ def start(state_dir: Path) -> dict:
     port = free_port()
     cfg = yaml.safe_dump(config(home / "targets")).replace("__SELF__", f"127.0.0.1:{port}")
     (home / "prometheus.yml").write_text(cfg)
-    check = subprocess.run([str(bin_dir / "promtool"), "check", "config", str(home / "prometheus.yml")],
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        [str(bin_dir / "promtool"), "check", "config", str(home / "prometheus.yml")], capture_output=True, text=True
+    )
     if check.returncode != 0:
         raise ServerFailed(f"promtool rejected the generated config:\n{check.stdout}{check.stderr}")
     log = state_dir / "logs" / "prometheus.log"
@@ -96,13 +101,31 @@ def start(state_dir: Path) -> dict:
     import httpx
 
     with stopped_on_failure() as procs:
-        proc = spawn([str(bin_dir / "prometheus"), f"--config.file={home / 'prometheus.yml'}",
-                      f"--storage.tsdb.path={home / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-                      "--web.enable-lifecycle", "--storage.tsdb.retention.time=1d"], log, cwd=home)
+        proc = spawn(
+            [
+                str(bin_dir / "prometheus"),
+                f"--config.file={home / 'prometheus.yml'}",
+                f"--storage.tsdb.path={home / 'data'}",
+                f"--web.listen-address=127.0.0.1:{port}",
+                "--web.enable-lifecycle",
+                "--storage.tsdb.retention.time=1d",
+            ],
+            log,
+            cwd=home,
+        )
         procs.append(proc)
-        waited = wait_healthy("prometheus", proc,
-                              lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200, log, timeout=60)
-    return {"prometheus": {"url": url, "config": str(home / "prometheus.yml"), "targets_dir": str(home / "targets"),
-                           "rules_dir": str(home / "rules"), "started_in_s": round(waited, 2)},
-            "pids": {"prometheus": proc.pid}, "logs": {"prometheus": str(log)},
-            "tools": {"promtool": str(bin_dir / "promtool")}}
+        waited = wait_healthy(
+            "prometheus", proc, lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200, log, timeout=60
+        )
+    return {
+        "prometheus": {
+            "url": url,
+            "config": str(home / "prometheus.yml"),
+            "targets_dir": str(home / "targets"),
+            "rules_dir": str(home / "rules"),
+            "started_in_s": round(waited, 2),
+        },
+        "pids": {"prometheus": proc.pid},
+        "logs": {"prometheus": str(log)},
+        "tools": {"promtool": str(bin_dir / "promtool")},
+    }

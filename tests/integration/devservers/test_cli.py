@@ -17,8 +17,9 @@ FRAUDPIPE = [str(Path(sys.executable).with_name("fraudpipe"))]
 
 
 def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(FRAUDPIPE + list(args), capture_output=True, text=True, check=check, timeout=600,
-                          env={**os.environ})
+    return subprocess.run(
+        FRAUDPIPE + list(args), capture_output=True, text=True, check=check, timeout=600, env={**os.environ}
+    )
 
 
 def test_up_status_down_stop_exactly_what_was_started(tmp_path):

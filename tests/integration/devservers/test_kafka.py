@@ -18,13 +18,20 @@ def _topic(kafka: dict, partitions: int = 1) -> str:
     return name
 
 
-def _consume_all(kafka: dict, topic: str, expected: int, isolation: str = "read_uncommitted",
-                 timeout: float = 30) -> list[bytes]:
+def _consume_all(
+    kafka: dict, topic: str, expected: int, isolation: str = "read_uncommitted", timeout: float = 30
+) -> list[bytes]:
     import time
 
-    consumer = Consumer({"bootstrap.servers": kafka["bootstrap"], "group.id": f"g-{uuid.uuid4().hex[:6]}",
-                         "auto.offset.reset": "earliest", "isolation.level": isolation,
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": kafka["bootstrap"],
+            "group.id": f"g-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+            "isolation.level": isolation,
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topic])
     got: list[bytes] = []
     deadline = time.monotonic() + timeout

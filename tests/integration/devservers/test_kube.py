@@ -27,15 +27,19 @@ def namespace(api):
 
 
 def _kafka_topic(name: str, partitions) -> dict:
-    return {"apiVersion": "kafka.strimzi.io/v1", "kind": "KafkaTopic",
-            "metadata": {"name": name, "labels": {"strimzi.io/cluster": "my-cluster"}},
-            "spec": {"partitions": partitions, "replicas": 1, "config": {"retention.ms": 604800000}}}
+    return {
+        "apiVersion": "kafka.strimzi.io/v1",
+        "kind": "KafkaTopic",
+        "metadata": {"name": name, "labels": {"strimzi.io/cluster": "my-cluster"}},
+        "spec": {"partitions": partitions, "replicas": 1, "config": {"retention.ms": 604800000}},
+    }
 
 
 def test_valid_strimzi_kafkatopic_is_accepted(api, upstream_crds, namespace):
     objs = client.CustomObjectsApi(api)
-    created = objs.create_namespaced_custom_object("kafka.strimzi.io", "v1", namespace, "kafkatopics",
-                                                   _kafka_topic("transactions", 3))
+    created = objs.create_namespaced_custom_object(
+        "kafka.strimzi.io", "v1", namespace, "kafkatopics", _kafka_topic("transactions", 3)
+    )
     assert created["spec"]["partitions"] == 3
     got = objs.get_namespaced_custom_object("kafka.strimzi.io", "v1", namespace, "kafkatopics", "transactions")
     assert got["metadata"]["labels"]["strimzi.io/cluster"] == "my-cluster"
@@ -44,19 +48,23 @@ def test_valid_strimzi_kafkatopic_is_accepted(api, upstream_crds, namespace):
 def test_kafkatopic_with_string_partitions_is_refused_by_the_schema(api, upstream_crds, namespace):
     objs = client.CustomObjectsApi(api)
     with pytest.raises(ApiException) as err:
-        objs.create_namespaced_custom_object("kafka.strimzi.io", "v1", namespace, "kafkatopics",
-                                             _kafka_topic("bad", "three"))
+        objs.create_namespaced_custom_object(
+            "kafka.strimzi.io", "v1", namespace, "kafkatopics", _kafka_topic("bad", "three")
+        )
     assert err.value.status == 422
     assert "spec.partitions" in err.value.body and "integer" in err.value.body
 
 
 def test_owned_configmap_is_garbage_collected_after_its_owner_goes(api, kube_gc, namespace):
     core = client.CoreV1Api(api)
-    owner = core.create_namespaced_config_map(namespace, client.V1ConfigMap(
-        metadata=client.V1ObjectMeta(name="owner"), data={"role": "owner"}))
+    owner = core.create_namespaced_config_map(
+        namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner"), data={"role": "owner"})
+    )
     ref = client.V1OwnerReference(api_version="v1", kind="ConfigMap", name="owner", uid=owner.metadata.uid)
-    core.create_namespaced_config_map(namespace, client.V1ConfigMap(
-        metadata=client.V1ObjectMeta(name="child", owner_references=[ref]), data={"role": "child"}))
+    core.create_namespaced_config_map(
+        namespace,
+        client.V1ConfigMap(metadata=client.V1ObjectMeta(name="child", owner_references=[ref]), data={"role": "child"}),
+    )
     core.delete_namespaced_config_map("owner", namespace)
 
     deadline = time.monotonic() + 60

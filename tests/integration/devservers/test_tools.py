@@ -17,15 +17,30 @@ def test_helm_runs(tools):
 
 
 def test_kubectl_talks_to_the_api_server(tools, kube):
-    out = subprocess.run([tools["kubectl"], "--kubeconfig", kube["kubeconfig"], "get", "namespace", "default",
-                          "-o", "jsonpath={.status.phase}"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [
+            tools["kubectl"],
+            "--kubeconfig",
+            kube["kubeconfig"],
+            "get",
+            "namespace",
+            "default",
+            "-o",
+            "jsonpath={.status.phase}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout == "Active"
 
 
 def test_promtool_accepts_a_minimal_config_and_rejects_a_broken_one(tools, tmp_path):
     good = tmp_path / "good.yml"
-    good.write_text("global:\n  scrape_interval: 15s\nscrape_configs:\n"
-                    "  - job_name: x\n    static_configs:\n      - targets: ['127.0.0.1:9']\n")
+    good.write_text(
+        "global:\n  scrape_interval: 15s\nscrape_configs:\n"
+        "  - job_name: x\n    static_configs:\n      - targets: ['127.0.0.1:9']\n"
+    )
     ok = subprocess.run([tools["promtool"], "check", "config", str(good)], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     bad = tmp_path / "bad.yml"

@@ -15,8 +15,11 @@ def test_kafka_single_node_config_makes_internal_topics_creatable(tmp_path):
     props = dict(line.split("=", 1) for line in kafka._properties(tmp_path, 9092, 9093).splitlines() if line)
     assert props["process.roles"] == "broker,controller"
     # Defaults are 3: on one node __consumer_offsets and __transaction_state would never be created.
-    for key in ("offsets.topic.replication.factor", "transaction.state.log.replication.factor",
-                "transaction.state.log.min.isr"):
+    for key in (
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
+    ):
         assert props[key] == "1"
     assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:9092"
 
