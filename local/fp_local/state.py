@@ -1,0 +1,67 @@
+"""The state folder of a local pipeline and `local.json`, the record of what `up` started.
+
+One folder holds everything: the Kafka data, Flink's checkpoints and savepoints, Prometheus'
+data, the exported model, the logs, and `local.json` (every process with its pid, port and URL),
+which `down`, `status` and `alerts` read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(".fraudpipe/local")
+RECORD = "local.json"
+# Stop order: the input first, the job (its savepoint needs Kafka) before Kafka, Kafka last.
+STOP_ORDER = ("replay", "ui", "ingest", "stream", "serving", "prometheus", "kafka")
+
+
+class StateError(RuntimeError):
+    """No state folder to act on, or several; the message says which to name."""
+
+
+def default_state_dir(name: str) -> Path:
+    return ROOT / name
+
+
+def record_path(state_dir: Path) -> Path:
+    return Path(state_dir) / RECORD
+
+
+def read(state_dir: Path) -> dict[str, Any]:
+    p = record_path(state_dir)
+    if not p.is_file():
+        return {}
+    return json.loads(p.read_text())
+
+
+def write(state_dir: Path, record: dict[str, Any]) -> None:
+    p = record_path(state_dir)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
+    os.replace(tmp, p)
+
+
+def resolve(state_dir: Path | None, pipeline_file: Path | None) -> Path:
+    """The state folder a command acts on: given, the file's default, or the only one there is."""
+    if state_dir is not None:
+        return Path(state_dir).resolve()
+    if pipeline_file is not None:
+        from fraudpipeline.spec import load_pipeline
+
+        return default_state_dir(load_pipeline(pipeline_file).name).resolve()
+    found = sorted(p.parent for p in ROOT.glob(f"*/{RECORD}"))
+    if len(found) == 1:
+        return found[0].resolve()
+    if not found:
+        raise StateError(
+            f"no local pipeline under {ROOT}/: start one with `fraudpipe up -f FILE`, or name its folder "
+            "with --state-dir DIR"
+        )
+    raise StateError(
+        f"{len(found)} local pipelines under {ROOT}/ ({', '.join(p.name for p in found)}): name one with "
+        "-f FILE or --state-dir DIR"
+    )
