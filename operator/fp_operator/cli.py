@@ -120,6 +120,47 @@ def run(
         raise typer.Exit(1)
 
 
+@app.command("wait-for-deletions")
+def wait_for_deletions(
+    kubeconfig: Annotated[
+        Path | None, typer.Option("--kubeconfig", help="Kubeconfig (default: as `run`: else the in-cluster account).")
+    ] = None,
+    namespace: Annotated[
+        list[str] | None, typer.Option("--namespace", "-n", help="Look only in this namespace (repeatable).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Give up after this many seconds (and still exit 0).")] = 120.0,
+) -> None:
+    """Wait until no FraudPipeline is being deleted with our finalizer still on it.
+
+    The chart's pre-delete hook runs it: `helm uninstall` (or `skaffold delete`) right after the
+    pipelines were deleted then keeps the operator running until it has released their topics and
+    removed its finalizer; without it, the pipelines would stay stuck terminating. It never blocks
+    an uninstall for longer than `--timeout`.
+    """
+    import time
+
+    from fp_operator.kinds import PIPELINE
+    from fp_operator.kube import Kube
+    from fp_operator.labels import FINALIZER
+
+    kube = Kube.from_config(str(kubeconfig) if kubeconfig else None)
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = [
+            f"{obj['metadata']['namespace']}/{obj['metadata']['name']}"
+            for ns in namespace or [None]
+            for obj in kube.list(PIPELINE.api_version(), PIPELINE.kind, ns)
+            if obj["metadata"].get("deletionTimestamp") and FINALIZER in (obj["metadata"].get("finalizers") or [])
+        ]
+        if not pending:
+            typer.echo("no FraudPipeline is being deleted", err=True)
+            return
+        if time.monotonic() > deadline:
+            typer.echo(f"still being deleted after {timeout:.0f} s: {', '.join(pending)}; going on", err=True)
+            return
+        time.sleep(1.0)
+
+
 def _service_account_namespace() -> str | None:
     path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
     return path.read_text().strip() if path.exists() else None
