@@ -51,7 +51,7 @@ _OTHER_PLURALS = {
 MINIMAL_SPEC = {
     "kafka": {"cluster": "main"},
     "model": {"image": "ghcr.io/frauddetect/fraudpipeline-serving:0.1.0", "modelTag": "fraud-xgb:q3x7kzd2"},
-    "stream": {"image": "ghcr.io/frauddetect/fraudpipeline-flink:0.1.0"},
+    "stream": {"image": "ghcr.io/frauddetect/fraudpipeline-flink:0.1.0", "checkpointInterval": "10s"},
 }
 
 
