@@ -58,9 +58,18 @@ CARD_STEP_OUTPUT = Types.ROW([Types.INT(), Types.PICKLED_BYTE_ARRAY()])
 SCORES = OutputTag("scores", KEYED_RECORD)
 
 
-def _dead_letter(row: Row, reason: str, field: str, kind: str, pipeline: str) -> Row:
-    # Source rows are (key, value, "topic/partition/offset"); the original bytes are kept as they came.
-    return Row(row[0], row[1], records.dead_letter_headers(reason, field, kind, row[2], pipeline))
+def _dead_letter(row, reason: str, field: str, kind: str, pipeline: str) -> Row:
+    # Source rows are (key, value, "topic/partition/offset[/flags]"); the original bytes are kept.
+    key, value = records.original(row[0], row[1], row[2])
+    return Row(key, value, records.dead_letter_headers(reason, field, kind, row[2], pipeline))
+
+
+def _tombstone(kind: str, source: str) -> InvalidRecordError | None:
+    if "/" + records.NO_VALUE in source:
+        return InvalidRecordError(
+            kind, [("(document)", "the record has no value (a Kafka tombstone): send one JSON object per record")]
+        )
+    return None
 
 
 class _Metrics:
@@ -226,6 +235,8 @@ class _Step:
         s = self.s
         try:
             if upstream is None:
+                if not row[1] and _tombstone("transaction", row[2]):
+                    raise _tombstone("transaction", row[2])
                 tx_id, t_us, cid, tid, amount = transaction_fields(row[1])
             else:
                 tx_id, t_us, cid, tid, amount, c6 = upstream
@@ -282,6 +293,8 @@ class _Step:
         bucket = self._bucket(ctx)
         s = self.s
         try:
+            if not row[1] and _tombstone("label", row[2]):
+                raise _tombstone("label", row[2])
             label = parse_label(row[1])
             t_us = label.event_time_us
             self._admit(bucket, t_us)

@@ -18,7 +18,7 @@ from pyflink.common import Types
 from pyflink.datastream import DataStream, KeyedStream, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
-from fp_flink import functions
+from fp_flink import functions, records
 from fp_flink.config import JobConfig
 from fp_flink.functions import BYTES
 
@@ -116,21 +116,28 @@ def build(env: StreamExecutionEnvironment, t_env: StreamTableEnvironment, config
     buckets = config.buckets if split else 1
     # Where each record came from travels as one "topic/partition/offset" string: every field of a
     # row costs a conversion on its way into Python, and this one is read only for dead letters.
-    source = "CONCAT_WS('/', `topic`, CAST(`partition` AS STRING), CAST(`offset` AS STRING))"
-    payload = f"ROW(`key`, `value`, {source})"
+    # The payload is a Flink tuple, which holds no null: a missing key or value (a tombstone)
+    # travels as empty bytes, flagged in the source string so that a dead letter keeps it null.
+    source = (
+        "CONCAT_WS('/', `topic`, CAST(`partition` AS STRING), CAST(`offset` AS STRING)) || "
+        "CASE WHEN `key` IS NULL THEN '/" + records.NO_KEY + "' ELSE '' END || "
+        "CASE WHEN `value` IS NULL THEN '/" + records.NO_VALUE + "' ELSE '' END"
+    )
+    key, value = "COALESCE(`key`, X'')", "COALESCE(`value`, X'')"
+    payload = f"({key}, {value}, {source})"
     if split:
         # Step 1, keyed by card bucket: the customer half. Step 2, keyed by terminal bucket: the
         # terminal half, labels, batching and scoring. The buckets are computed here, on the JVM;
         # the card step passes the terminal bucket on with its output.
         tx_query = (
-            f"SELECT {_bucket('customer_id', buckets)} AS k, "
-            f"ROW({_bucket('terminal_id', buckets)}, `key`, `value`, {source}) AS payload "
+            f"SELECT {_bucket('customer_id', buckets)} AS k, ROW"
+            f"({_bucket('terminal_id', buckets)}, {key}, {value}, {source}) AS payload "
             f"FROM fp_transactions"
         )
-        label_query = f"SELECT {_bucket('terminal_id', buckets)} AS k, {payload} AS payload FROM fp_labels"
+        label_query = f"SELECT {_bucket('terminal_id', buckets)} AS k, ROW{payload} AS payload FROM fp_labels"
     else:
-        tx_query = f"SELECT 0 AS k, {payload} AS payload FROM fp_transactions"
-        label_query = f"SELECT 0 AS k, {payload} AS payload FROM fp_labels"
+        tx_query = f"SELECT 0 AS k, ROW{payload} AS payload FROM fp_transactions"
+        label_query = f"SELECT 0 AS k, ROW{payload} AS payload FROM fp_labels"
     # The payload crosses into Python as a tuple: PyFlink builds a Row object field by field, which
     # measured several microseconds a record.
     source_row = Types.TUPLE([BYTES, BYTES, Types.STRING()])

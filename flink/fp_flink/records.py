@@ -38,12 +38,24 @@ def now_rfc3339(now: float | None = None) -> str:
     )
 
 
-def split_source(source: str) -> tuple[str, int, int]:
-    """ "topic/partition/offset" (one field from the source, cheaper to carry than three) -> its parts.
+NO_KEY = "key-null"
+NO_VALUE = "value-null"
 
-    Kafka topic names cannot contain '/', so the split is unambiguous."""
-    topic, partition, offset = source.rsplit("/", 2)
+
+def split_source(source: str) -> tuple[str, int, int]:
+    """ "topic/partition/offset[/flags]" (one field from the source, cheaper to carry than three) ->
+    (topic, partition, offset). Kafka topic names cannot contain '/', so the split is unambiguous."""
+    topic, partition, offset = source.split("/", 3)[:3]
     return topic, int(partition), int(offset)
+
+
+def original(key: bytes, value: bytes, source: str) -> tuple[bytes | None, bytes | None]:
+    """The record's key and value as they were in Kafka: a null one travels as b"" and is flagged."""
+    if "/" + NO_KEY in source:
+        key = None
+    if "/" + NO_VALUE in source:
+        value = None
+    return key, value
 
 
 def dead_letter_headers(reason: str, field: str, kind: str, source: str, pipeline: str) -> dict[str, bytes]:

@@ -51,6 +51,7 @@ BAD_TRANSACTIONS = [
     ),
     (None, b"\xff\xfe\x00 binary", "(document)"),
     (b"c-bad-7", b"[1, 2, 3]", "(document)"),
+    (b"c-bad-8", None, "(document)"),  # a tombstone
 ]
 BAD_LABELS = [
     (b"t-bad-1", b"nope", "(document)"),

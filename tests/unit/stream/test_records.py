@@ -46,3 +46,11 @@ def test_dead_letter_headers_name_reason_field_kind_and_origin():
 def test_score_is_compact():
     value = orjson.loads(records.score_value("t1", "c", "x", 1, 0.1, False, 0.4, "fraud-xgb:v1", "ns/p", 2.0))
     assert value["decided_at_ms"] == 2000 and value["is_fraud"] is False and "features" not in value
+
+
+def test_null_key_and_tombstone_are_restored_from_their_flags():
+    source = f"t/1/5/{records.NO_KEY}/{records.NO_VALUE}"
+    assert records.split_source(source) == ("t", 1, 5)
+    assert records.original(b"", b"", source) == (None, None)
+    assert records.original(b"k", b"v", "t/1/5") == (b"k", b"v")
+    assert records.original(b"", b"{}", f"t/1/5/{records.NO_KEY}") == (None, b"{}")
