@@ -177,7 +177,8 @@ def alerts(p: FraudPipeline) -> list[Alert]:
         ),
         Alert(
             "FraudPipelineScoringErrors",
-            f'sum(rate({SERVING_REQUESTS}{{{s.model}, status=~"5.."}}[5m])) '
+            # A service that never failed has no 5xx series at all: its error ratio is 0, not nothing.
+            f'(sum(rate({SERVING_REQUESTS}{{{s.model}, status=~"5.."}}[5m])) or vector(0)) '
             f"/ sum(rate({SERVING_REQUESTS}{{{s.model}}}[5m]))",
             "> 0.01",
             "10m",
