@@ -9,9 +9,10 @@ layout the card step and the terminal step are each spread over the buckets and 
 State is kept as snapshots plus a change log. A bucket's states live in Python (loaded whole on
 its first use after a start); every change a record makes is appended to the bucket's log
 (ListState), one small write, and the changed states are written to the MapStates only when the
-log is compacted (every `COMPACT_EVERY` entries, and at the daily clean-up). A checkpoint thus
-holds the snapshots plus the log since, and a restore replays the log onto the snapshots: the
-same states, for about a third of the state writes of writing each changed state per record.
+log is compacted (every `COMPACT_EVERY` entries). A checkpoint thus holds the snapshots plus the
+log since, and a restore replays the log onto the snapshots: the same states, and the same
+features for the rows still waiting, for a fraction of the writes of saving each changed state
+per record.
 
 The same log holds the rows waiting for their scoring batch: they are scored when the batch is
 full, when a processing-time timer fires (`--batch-timeout`), or at the end of a bounded input
@@ -41,10 +42,12 @@ log = logging.getLogger("fp_flink")
 US_PER_MS = 1000
 DAY_MS = 86_400_000
 CLOCK_WRITE_US = 3_600_000_000
-COMPACT_EVERY = 20_000  # log entries between two writes of the changed states
+# Log entries between two writes of the changed states. Most keys change within that many
+# records, so fewer compactions mean fewer writes; the log is in every checkpoint (~250 B an entry).
+COMPACT_EVERY = 100_000
 
 # Log entries (tuples, pickled into the ListState):
-TX = 0  # (TX, value, cid, tid, tx_id, t_us, amount, vector | None, source, arrived_at)
+TX = 0  # (TX, value, cid, tid, tx_id, t_us, amount, source, arrived_at, c6 | None): c6 from the card step
 LABEL = 1  # (LABEL, tid, t_us, tx_id, fraud)
 CARD = 2  # split layout, card step: (CARD, cid, t_us, amount, tx_id)
 
@@ -121,7 +124,7 @@ class _BucketStates:
         self.clocks: dict[int, StreamClock] = {}
         self.customers: dict[int, dict[str, CustomerState]] = {}
         self.terminals: dict[int, dict[str, TerminalState]] = {}
-        self.pending: dict[int, list[tuple]] = {}  # TX entries waiting for their batch
+        self.pending: dict[int, list[tuple]] = {}  # (TX entry, feature vector) waiting for their batch
         self.log_len: dict[int, int] = {}
         self.changed_customers: dict[int, set[str]] = {}
         self.changed_terminals: dict[int, set[str]] = {}
@@ -145,13 +148,14 @@ class _BucketStates:
             try:
                 if kind == TX:
                     _, _, cid, tid, tx_id, t_us, amount = entry[:7]
+                    c6 = entry[9]
                     if self.customer_state is not None:
-                        customers.setdefault(cid, CustomerState()).update(t_us, amount, tx_id)
+                        c6 = customers.setdefault(cid, CustomerState()).update(t_us, amount, tx_id)
                         changed_c.add(cid)
-                    terminals.setdefault(tid, TerminalState()).update(t_us, tx_id)
+                    t6 = terminals.setdefault(tid, TerminalState()).update(t_us, tx_id)
                     changed_t.add(tid)
-                    if i >= scored:
-                        pending.append(entry)
+                    if i >= scored:  # the same states in the same order: the same features as then
+                        pending.append((entry, feature_vector(t_us, amount, c6, t6)))
                 elif kind == LABEL:
                     _, tid, t_us, tx_id, fraud = entry
                     terminals.setdefault(tid, TerminalState()).add_label(t_us, tx_id, fraud)
@@ -269,9 +273,9 @@ class _Step:
         if not self.do_terminals:
             s.append(bucket, (CARD, cid, t_us, amount, tx_id))
             return ("upstream", (tx_id, t_us, cid, tid, amount, c6))
-        entry = (TX, row[1], cid, tid, tx_id, t_us, amount, feature_vector(t_us, amount, c6, t6), row[2], time.time())
+        entry = (TX, row[1], cid, tid, tx_id, t_us, amount, row[2], time.time(), None if self.do_customers else c6)
         s.append(bucket, entry)
-        return ("entry", entry)
+        return ("entry", (entry, feature_vector(t_us, amount, c6, t6)))
 
     def _admit(self, bucket: int, t_us: int) -> None:
         """Refuse a record too far ahead of the stream (FutureRecord); checkpoint the clock now and then."""
@@ -328,9 +332,9 @@ class _Step:
             s.compact(bucket)
 
     # -- batching and scoring
-    def _buffer(self, entry: tuple, ctx, bucket: int):
+    def _buffer(self, row: tuple, ctx, bucket: int):
         pending = self.s.pending[bucket]
-        pending.append(entry)  # already in the log (state), so a checkpoint keeps it
+        pending.append(row)  # (entry, vector); the entry is in the log (state), so a checkpoint keeps it
         if len(pending) >= self.batch_size:
             yield from self._flush(bucket)
         elif not self.flush_timer.get(bucket):
@@ -343,12 +347,12 @@ class _Step:
         if not rows:
             return
         self.s.pending[bucket] = []
-        scored = self.scorer.score([r[7] for r in rows])
+        scored = self.scorer.score([vector for _, vector in rows])
         decided_at = time.time()
         m = self.m
         scores_topic = self.config.scores_topic is not None
         alerts = 0
-        for i, (_, value, cid, tid, tx_id, t_us, _, vector, source, _) in enumerate(rows):
+        for i, ((_, value, cid, tid, tx_id, t_us, _, source, _, _), vector) in enumerate(rows):
             if i in scored.refused:
                 m.dead_letters.inc()
                 yield (
@@ -401,7 +405,7 @@ class _Step:
         if alerts:
             m.alerts.inc(alerts)
         if m.latency_ms is not None:
-            m.latency_ms.update(int((decided_at - rows[0][9]) * 1000))
+            m.latency_ms.update(int((decided_at - rows[0][0][8]) * 1000))
             m.batch_rows.update(len(rows))
 
     # -- timers
@@ -443,8 +447,8 @@ class _Step:
                 del copies[key]
                 changed.add(key)  # removed from its MapState by the compaction below
                 cleared += 1
-        if not s.pending[bucket]:
-            s.compact(bucket)
+        # The removals reach the MapStates with the next compaction; until then a restore brings the
+        # cleared keys back from the snapshot, and the next clean-up clears them again.
         if cleared:
             self.m.keys_cleared.inc(cleared)
 
