@@ -210,7 +210,10 @@ def alerts(p: FraudPipeline) -> list[Alert]:
         Alert(
             "FraudPipelineCheckpointsFailing",
             f"sum(increase({FAILED_CHECKPOINTS}{{{s.stream}}}[15m]))",
-            "> 0",
+            # At least as many failed as completed: the few that fail while a job starts (its tasks
+            # not all running yet) do not raise it, storage that refuses every checkpoint does.
+            f"> 0 and sum(increase({FAILED_CHECKPOINTS}{{{s.stream}}}[15m])) "
+            f">= sum(increase({COMPLETED_CHECKPOINTS}{{{s.stream}}}[15m]))",
             "0m",
             "warning",
             f"Checkpoints of {ref} fail",
