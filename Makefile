@@ -13,7 +13,7 @@ export UV_PYTHON_DOWNLOADS := never
 VENV := .venv
 PYTEST_ARGS ?=
 
-.PHONY: dev test unit integration lint servers lock requirements clean-dev
+.PHONY: dev test unit integration lint servers browser up lock requirements clean-dev
 
 ## dev: create the locked development environment in .venv (all images' dependencies)
 dev: $(VENV)/.synced
@@ -31,8 +31,25 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 servers: dev
 	$(VENV)/bin/fraudpipe dev prepare
 
+## browser: Debian's Chromium for the live page's test (tests/integration/local), installed once
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null; then \
+	  echo "no apt-get: install Chromium yourself (FRAUDPIPE_CHROMIUM=/path/to/chromium) for the live page's test"; exit 0; fi; \
+	echo "installing Debian's chromium (the live page's browser test)"; \
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || \
+	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+
+## up: the example pipeline on this machine (docs/local.md); UP_ARGS="--replay" fills the page at once
+UP_FILE ?= examples/minimal.yaml
+UP_ARGS ?=
+up: dev
+	$(VENV)/bin/fraudpipe up -f $(UP_FILE) $(UP_ARGS)
+
 ## test: install what is missing, lint, then run every test (unit and integration, real servers)
-test: servers lint
+test: servers browser lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 ## lint: ruff (lint and format) and the architecture's import contracts (pyproject.toml)
@@ -44,7 +61,7 @@ lint: dev
 unit: dev
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
-integration: servers
+integration: servers browser
 	$(VENV)/bin/pytest tests/integration $(PYTEST_ARGS)
 
 ## lock: re-resolve uv.lock after editing pyproject.toml, and refresh the images' requirements

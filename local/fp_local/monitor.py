@@ -418,6 +418,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     ns = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request, several a second, otherwise
     monitor = Monitor(Path(ns.state_dir))
     uvicorn.run(create_app(monitor), host=ns.host, port=ns.port, log_level="warning", access_log=False)
 

@@ -144,7 +144,7 @@ function addAlert(a) {
 function niceMax(v) {
   if (!(v > 0)) return 1;
   const p = Math.pow(10, Math.floor(Math.log10(v)));
-  for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * p) return m * p;
+  for (const m of [1, 2, 5, 10]) if (v <= m * p) return m * p;  // five grid steps of 0.2, 0.4, 1 or 2 x 10^n
   return 10 * p;
 }
 
@@ -171,14 +171,15 @@ function drawChart() {
 
   ctx.font = "11px system-ui, sans-serif";
   ctx.lineWidth = 1;
-  for (let i = 0; i <= 4; i++) {
-    const gy = pad.t + (ph * i) / 4;
+  const steps = 5;
+  for (let i = 0; i <= steps; i++) {
+    const gy = pad.t + (ph * i) / steps;
     ctx.strokeStyle = "#eaecf0";
     ctx.beginPath(); ctx.moveTo(pad.l, gy); ctx.lineTo(pad.l + pw, gy); ctx.stroke();
     ctx.fillStyle = "#2f6fdf"; ctx.textAlign = "right";
-    ctx.fillText(fmtAxis(maxTx * (1 - i / 4)), pad.l - 6, gy + 4);
+    ctx.fillText(fmtAxis(maxTx * (1 - i / steps)), pad.l - 6, gy + 4);
     ctx.fillStyle = "#d92d20"; ctx.textAlign = "left";
-    ctx.fillText(fmtAxis(maxAl * (1 - i / 4)), pad.l + pw + 6, gy + 4);
+    ctx.fillText(fmtAxis(maxAl * (1 - i / steps)), pad.l + pw + 6, gy + 4);
   }
   ctx.fillStyle = "#667085"; ctx.textAlign = "center";
   for (let m = 10; m >= 0; m -= 2) {
