@@ -161,18 +161,25 @@ class Counters:
 
 def input_end_offsets(config: JobConfig) -> dict[tuple[str, int], int]:
     """The latest offset of every input partition now: where a bounded run stops."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
 
     consumer = Consumer({"bootstrap.servers": config.bootstrap_servers, "group.id": config.group_id})
+    deadline = time.monotonic() + 30
     try:
-        ends = {}
-        for topic in (config.transactions_topic, config.labels_topic):
-            meta = consumer.list_topics(topic, timeout=15).topics[topic]
-            if meta.error is not None:
-                raise RuntimeError(f"topic {topic}: {meta.error.str()}")
-            for p in meta.partitions:
-                ends[(topic, p)] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1]
-        return ends
+        while True:
+            try:
+                ends = {}
+                for topic in (config.transactions_topic, config.labels_topic):
+                    meta = consumer.list_topics(topic, timeout=15).topics[topic]
+                    if meta.error is not None:
+                        raise KafkaException(meta.error)
+                    for p in meta.partitions:
+                        ends[(topic, p)] = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=15)[1]
+                return ends
+            except KafkaException as exc:  # a new topic's leaders still being elected, or no such topic
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"cannot read the input topics' end offsets: {exc}") from None
+                time.sleep(0.5)
     finally:
         consumer.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -35,11 +36,19 @@ def produce(bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]
     assert producer.flush(30) == 0
 
 
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+def end_offsets(bootstrap: str, topic: str, retry_s: float = 15.0) -> dict[int, int]:
+    """The high watermark of each partition; retried while a new topic's leaders are being elected."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "fp-test-offsets"})
+    deadline = time.monotonic() + retry_s
     try:
-        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        while True:
+            try:
+                partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+                return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+            except KafkaException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
     finally:
         consumer.close()
 
