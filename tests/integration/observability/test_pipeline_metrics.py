@@ -14,7 +14,7 @@ ingest API with garbage in it; then:
 - every alert rule is loaded and evaluates without error, and the value each alert compares with its
   threshold (its signal) is there; the alerts this traffic must raise do fire (dead letters), those
   it provokes on purpose too (the pipeline not Ready until its components are; the model service
-  stopped), and stop when the cause goes;
+  stopped, the job stopped), and stop when the cause goes;
 - `promtool check metrics` parses every /metrics endpoint, with no finding on our own metric names
   but the one listed below.
 
@@ -275,6 +275,16 @@ def test_every_alert_and_panel_reads_live_data(upstream_crds, kube_gc, dev_serve
             stderr=subprocess.STDOUT,
             text=True,
         )
+        # The garbage goes in once Prometheus has seen the job's dead-letter counter: a counter whose
+        # first scraped sample is already 240 shows no increase at all (Prometheus counts from the
+        # first sample), and the job can refuse 240 records within one scrape interval.
+        job_sel = f'job="{jobs["stream"]}"'
+        wait_for(
+            lambda: prom.query(f"flink_taskmanager_job_task_operator_fraudpipe_dead_letters{{{job_sel}}}"),
+            180,
+            "Prometheus to scrape the job's dead-letter counter",
+            interval=1,
+        )
         topic = p.topic_name("transactions")
         for start in range(0, N_GARBAGE, 40):
             r = httpx.post(
@@ -283,7 +293,7 @@ def test_every_alert_and_panel_reads_live_data(upstream_crds, kube_gc, dev_serve
                 json={"records": [_garbage(i) for i in range(start, start + 40)]},
                 timeout=30,
             )
-            assert r.status_code == 200, r.text
+            assert r.status_code == 200 and not [o for o in r.json()["offsets"] if "error_code" in o], r.text
         out, _ = replay.communicate(timeout=600)
         assert replay.returncode == 0, out[-3000:]
 
@@ -293,7 +303,6 @@ def test_every_alert_and_panel_reads_live_data(upstream_crds, kube_gc, dev_serve
         summary["alerts"]["FraudPipelineNotReady"] = {"fired_while_progressing": True}
 
         # Wait for the data to be scraped: every record decided, every target up.
-        job_sel = f'job="{jobs["stream"]}"'
         wait_for(
             lambda: (
                 (
@@ -405,6 +414,15 @@ def test_every_alert_and_panel_reads_live_data(upstream_crds, kube_gc, dev_serve
             "FraudPipelineModelNotReady's condition once the model service is gone",
         )
         summary["alerts"]["FraudPipelineModelNotReady"]["fired_when_stopped"] = True
+
+        # 9. The streaming job stops: FraudPipelineStreamNotRunning's condition holds.
+        os.killpg(comps["stream"]["pid"], signal.SIGTERM)  # stop with a savepoint, Kafka still up
+        wait_for(
+            lambda: prom.query(rules["FraudPipelineStreamNotRunning"]["expr"]),
+            120,
+            "FraudPipelineStreamNotRunning's condition once the job is gone",
+        )
+        summary["alerts"]["FraudPipelineStreamNotRunning"]["fired_when_stopped"] = True
     finally:
         (tmp_path / "observability.json").write_text(json.dumps(summary, indent=2))
         print(json.dumps(summary, indent=2))
