@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import time
@@ -151,9 +152,10 @@ def up(
 
     try:
         live.run(comps["ui"]["url"], console, lambda: True)
-    except (KeyboardInterrupt, runner.Interrupted):
+    except (KeyboardInterrupt, runner.Interrupted, OSError):  # Ctrl-C, SIGTERM, or the terminal went away
         pass
-    _stop(job.state_dir, console, "stopping")
+    finally:
+        _stop(job.state_dir, console, "stopping")
     del ports
 
 
@@ -165,12 +167,72 @@ def _state_flag(job, p) -> str:
 
 
 def _stop(state_dir: Path, console, what: str) -> dict:
+    """Stop what `up` started. A second Ctrl-C, SIGTERM or a closed terminal must not cut it short:
+    the job would lose its savepoint and Kafka might be left running."""
+    import signal
+
     from fp_local import runner
 
-    console.print(f"{what} ...")
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    console = _usable(console, state_dir)
+    console.print(f"{what} (signals are ignored until everything has stopped) ...")
     result = runner.down(state_dir, console)
     _report_down(result, console)
     return result
+
+
+class _SafeStream(io.TextIOBase):
+    """The terminal while it is there, then (a closed terminal raises EIO) the state folder's up.log:
+    the stop must go on whatever happens to the terminal."""
+
+    def __init__(self, primary, fallback: Path):
+        self.primary = primary
+        self.fallback_path = fallback
+        self.fallback = None
+
+    def _spare(self):
+        if self.fallback is None:
+            self.fallback_path.parent.mkdir(parents=True, exist_ok=True)
+            self.fallback = open(self.fallback_path, "a")
+        return self.fallback
+
+    def write(self, text: str) -> int:
+        if self.primary is not None:
+            try:
+                self.primary.write(text)
+                self.primary.flush()
+                return len(text)
+            except (OSError, ValueError):
+                self.primary = None
+        self._spare().write(text)
+        self._spare().flush()
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        try:
+            return self.primary is not None and self.primary.isatty()
+        except (OSError, ValueError):
+            return False
+
+
+def _usable(console, state_dir: Path):
+    """A console that never fails: the terminal, or logs/up.log once the terminal is gone."""
+    from rich.console import Console
+
+    from fp_local import runner
+
+    log = Path(state_dir) / "logs" / "up.log"
+    primary = None if runner.TERMINAL_GONE.is_set() else console.file
+    return Console(
+        file=_SafeStream(primary, log),
+        highlight=False,
+        soft_wrap=True,
+        force_terminal=console.is_terminal and primary is not None,
+    )
 
 
 def _report_down(result: dict, console) -> None:
@@ -271,13 +333,14 @@ def _print_status(folder: Path) -> list[dict]:
         f"state {folder}",
         highlight=False,
     )
-    table = Table("component", "health", "pid", "url", "log")
+    table = Table("component", "health", "pid", "url", "what")
     colors = {"ok": "green", "done": "green", "starting": "yellow", "down": "red"}
     for r in rows:
         table.add_row(
-            r["component"], f"[{colors[r['health']]}]{r['health']}[/]", str(r["pid"]), r["url"] or "", r["log"] or ""
+            r["component"], f"[{colors[r['health']]}]{r['health']}[/]", str(r["pid"]), r["url"] or "", r["detail"] or ""
         )
     out.print(table)
+    out.print(f"logs: {folder / 'logs'}/<component>.log", highlight=False)
     return rows
 
 

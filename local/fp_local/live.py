@@ -42,57 +42,58 @@ def render(snap: dict[str, Any] | None, ui_url: str, waiting: str = "") -> Group
         f"   model {snap.get('model_tag')}  threshold {float(snap.get('threshold') or 0):.4f}"
         f"  {snap.get('scoring_mode')} scoring  checkpoints every {snap.get('checkpoint_interval')}",
     )
-    comps = Table(box=None, show_header=True, header_style="dim", padding=(0, 2))
-    for col in ("component", "state", "url"):
-        comps.add_column(col)
+    comps = Text()
     for c in snap.get("components") or []:
         color = STATE_COLORS.get(c["state"], "white")
-        comps.add_row(c["name"], Text(c["state"], style=color), c.get("url") or "")
+        comps.append(f"{c['name']} ", style="bold")
+        comps.append(f"{c['state']}   ", style=color)
+    links = snap.get("links") or {}
+    if links.get("ingest API"):
+        comps.append(f"\ningest API {links['ingest API']}", style="dim")
     cp = snap.get("checkpoint") or {}
     cp_text = "–"
     if cp.get("last_completed_at"):
         cp_text = f"{max(0.0, time.time() - cp['last_completed_at']):.0f} s ago (#{cp.get('completed')})"
-    figures = Table(box=None, show_header=True, header_style="dim", padding=(0, 2))
-    for col in (
-        "transactions/s",
-        "alerts/s",
-        "latency p50",
-        "latency p99",
-        "dead letters",
-        "scored",
-        "alerts",
-        "last checkpoint",
-    ):
-        figures.add_column(col, justify="right")
-    figures.add_row(
-        _rate(f.get("tx_per_s")),
-        Text(_rate(f.get("alerts_per_s")), style="red"),
-        _ms(f.get("latency_p50_ms")),
-        _ms(f.get("latency_p99_ms")),
-        _int(f.get("dead_letters")),
-        _int(f.get("scored")),
-        _int(f.get("alerts")),
-        cp_text,
-    )
-    alerts = Table(box=None, show_header=True, header_style="dim", padding=(0, 1), expand=False)
-    for col in ("decided at", "transaction", "card", "terminal", "amount", "score", "driven by"):
-        alerts.add_column(col, justify="right" if col in ("amount", "score") else "left", overflow="fold")
+    # Label-value pairs in a grid: readable in an 80-column terminal.
+    figures = Table.grid(padding=(0, 3))
+    for _ in range(3):
+        figures.add_column()
+    cells = [
+        ("transactions/s", _rate(f.get("tx_per_s")), ""),
+        ("alerts/s", _rate(f.get("alerts_per_s")), "red"),
+        ("dead letters", _int(f.get("dead_letters")), ""),
+        ("latency p50", _ms(f.get("latency_p50_ms")), ""),
+        ("latency p99", _ms(f.get("latency_p99_ms")), ""),
+        ("last checkpoint", cp_text, ""),
+        ("scored", _int(f.get("scored")), ""),
+        ("alerts", _int(f.get("alerts")), "red"),
+        ("received", _int(f.get("received")), ""),
+    ]
+    row = []
+    for label, value, style in cells:
+        row.append(Text.assemble((f"{label} ", "dim"), (value, style or "bold")))
+        if len(row) == 3:
+            figures.add_row(*row)
+            row = []
+    alerts = Table.grid(padding=(0, 1))
+    alerts.add_column(overflow="fold")
     for a in (snap.get("alerts") or [])[:6]:
         t = a.get("transaction") or {}
         drivers = ", ".join(f"{d['feature']}={d['value']:g}" for d in (a.get("drivers") or [])[:3])
         alerts.add_row(
-            str(a.get("decided_at", ""))[11:23],
-            str(t.get("transaction_id")),
-            str(t.get("customer_id")),
-            str(t.get("terminal_id")),
-            f"{float(t.get('amount') or 0):,.2f}",
-            Text(f"{float(a.get('score') or 0):.3f}", style="bold red"),
-            drivers,
+            Text.assemble(
+                (f"{float(a.get('score') or 0):.3f} ", "bold red"),
+                f"tx {t.get('transaction_id')}  card {t.get('customer_id')}  terminal {t.get('terminal_id')}  ",
+                (f"{float(t.get('amount') or 0):,.2f}", "bold"),
+                (f"  {str(a.get('decided_at', ''))[11:19]}", "dim"),
+            )
         )
+        if drivers:
+            alerts.add_row(Text(f"   driven by {drivers}", style="dim"))
     firing = [a for a in snap.get("prometheus_alerts") or [] if a.get("state") == "firing"]
     parts = [
         header,
-        Panel(comps, title="components", title_align="left", border_style="dim"),
+        Panel(comps, title="components (fraudpipe status: pids, URLs, logs)", title_align="left", border_style="dim"),
         Panel(
             figures, title="figures (the job's own counters, since it started)", title_align="left", border_style="dim"
         ),

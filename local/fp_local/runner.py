@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -499,8 +500,13 @@ class Interrupted(BaseException):
     """SIGTERM or SIGHUP while `up` runs in the foreground: stop as Ctrl-C does."""
 
 
+TERMINAL_GONE = threading.Event()
+
+
 def on_terminate() -> None:
     def raise_interrupt(signum, _frame):
+        if signum == signal.SIGHUP:
+            TERMINAL_GONE.set()
         raise Interrupted(signum)
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
