@@ -395,7 +395,7 @@ class Up:
             comp = comps[name]
             check = job_running(Path(comp["state_dir"])) if name == "stream" else http_ok(comp["health"])
             started = time.monotonic()
-            with self.console.status(f"waiting for {name} ({comp['detail']}) ..."):
+            with self.console.status(f"waiting for {name} ..."):
                 try:
                     wait_healthy(name, comp["_proc"], check, Path(comp["log"]), timeout=HEALTH_TIMEOUT_S[name])
                 except ServerFailed as exc:
