@@ -258,6 +258,9 @@ def down(
     console = _console()
     try:
         folder = state.resolve(state_dir, pipeline_file)
+    except state.NoPipeline:
+        console.print("no local pipeline under .fraudpipe/local/: nothing to stop")
+        return
     except state.StateError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None

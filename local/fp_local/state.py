@@ -22,6 +22,10 @@ class StateError(RuntimeError):
     """No state folder to act on, or several; the message says which to name."""
 
 
+class NoPipeline(StateError):
+    """No state folder at all under .fraudpipe/local/."""
+
+
 def default_state_dir(name: str) -> Path:
     return ROOT / name
 
@@ -57,7 +61,7 @@ def resolve(state_dir: Path | None, pipeline_file: Path | None) -> Path:
     if len(found) == 1:
         return found[0].resolve()
     if not found:
-        raise StateError(
+        raise NoPipeline(
             f"no local pipeline under {ROOT}/: start one with `fraudpipe up -f FILE`, or name its folder "
             "with --state-dir DIR"
         )
