@@ -115,6 +115,39 @@ def _train_accepts_name(tag: str) -> bool:
     return True
 
 
+def _stream_job_accepts(tag: str) -> bool:
+    from fp_flink.config import JobConfigError, parse_args
+
+    args = [
+        "--pipeline",
+        "n/p",
+        "--bootstrap-servers",
+        "k:9092",
+        "--transactions-topic",
+        "t",
+        "--labels-topic",
+        "l",
+        "--alerts-topic",
+        "a",
+        "--dead-letter-topic",
+        "d",
+        "--group-id",
+        "g",
+        "--scoring-mode",
+        "embedded",
+        "--model-path",
+        "/m",
+        "--model-tag",
+        tag,
+    ]
+    try:
+        parse_args(args)
+    except JobConfigError as exc:
+        assert "--model-tag" in str(exc)
+        return False
+    return True
+
+
 def _bentoml_keeps(tag: str) -> bool:
     """BentoML takes the tag as it is written (it lowercases, or refuses, anything else)."""
     from bentoml._internal.tag import Tag
@@ -136,6 +169,7 @@ def test_every_consumer_takes_the_same_tags(tag):
         )
     assert _serving_accepts(tag) == expected, "serving image (FRAUDPIPE_MODEL_TAG)"
     assert _metadata_accepts(tag) == expected, "model.json / stored metadata"
+    assert _stream_job_accepts(tag) == expected, "streaming job (--model-tag)"
     if expected:
         # What `fraudpipe train` saves under and BentoML stores: the very same string.
         assert _train_accepts_name(tag) and _bentoml_keeps(tag)
