@@ -66,8 +66,15 @@ class JobConfig:
         return re.sub(r"[^A-Za-z0-9._-]", "-", self.group_id)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is a JobConfigError (the runners report it), not an exit."""
+
+    def error(self, message: str):
+        raise JobConfigError(f"{message} (see `{self.prog} --help`)")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fp_flink.job", description="FraudPipeline streaming job (PyFlink).")
+    p = _Parser(prog="fp_flink.job", description="FraudPipeline streaming job (PyFlink).")
     a = p.add_argument
     a("--pipeline", required=True, help="<namespace>/<name>, for logs, metrics and alerts")
     a("--bootstrap-servers", required=True)

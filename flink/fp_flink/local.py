@@ -356,8 +356,8 @@ def main(argv: list[str]) -> int:
     from fp_flink.connector import ConnectorMissing
     from fp_flink.scoring import ModelMismatch
 
-    ns = local_parser().parse_args(argv)
     try:
+        ns = local_parser().parse_args(argv)
         config = config_from_namespace(ns)
         opts = LocalOptions(
             state_dir=Path(ns.state_dir),
