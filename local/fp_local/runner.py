@@ -221,7 +221,7 @@ class Up:
         if not modelstore.in_store(home, tag):
             self.say(
                 f"model [bold]{tag}[/bold] is not in the BentoML store at {home}: training it now on "
-                "the handbook data (or the simulator) with `fraudpipe train --quick`, about a minute"
+                "the handbook data (or the simulator) with `fraudpipe train --quick`, usually under a minute"
             )
             started = time.monotonic()
             summary = modelstore.train(tag, home, export_dir, self.logs / "train.json")
