@@ -177,9 +177,9 @@ function drawChart() {
     ctx.strokeStyle = "#eaecf0";
     ctx.beginPath(); ctx.moveTo(pad.l, gy); ctx.lineTo(pad.l + pw, gy); ctx.stroke();
     ctx.fillStyle = "#2f6fdf"; ctx.textAlign = "right";
-    ctx.fillText(fmtAxis(maxTx * (1 - i / steps)), pad.l - 6, gy + 4);
+    ctx.fillText(fmtAxis((maxTx * (steps - i)) / steps), pad.l - 6, gy + 4);
     ctx.fillStyle = "#d92d20"; ctx.textAlign = "left";
-    ctx.fillText(fmtAxis(maxAl * (1 - i / steps)), pad.l + pw + 6, gy + 4);
+    ctx.fillText(fmtAxis((maxAl * (steps - i)) / steps), pad.l + pw + 6, gy + 4);
   }
   ctx.fillStyle = "#667085"; ctx.textAlign = "center";
   for (let m = 10; m >= 0; m -= 2) {
