@@ -21,7 +21,13 @@ def command(
         "2018-08-08"
     ),
     days: Annotated[int, typer.Option(min=1, help="Measured days.")] = 7,
-    warmup_days: Annotated[int, typer.Option(min=1, help="Days replayed first and left out of the figures.")] = 1,
+    warmup_days: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Days replayed first (flat out) and left out of the figures (the JVMs compile meanwhile).",
+        ),
+    ] = 3,
     checkpoint_interval: Annotated[
         str, typer.Option(help="The job's checkpoint interval: committed alerts wait for it.")
     ] = "5s",

@@ -1,6 +1,6 @@
 """Run the stream benchmark's scenarios against one broker, one model and one scoring service.
 
-Each scenario gets fresh topics and a fresh job (or the seed-style consumer), a day of warm-up
+Each scenario gets fresh topics and a fresh job (or the seed-style consumer), days of warm-up
 transactions (scored, then left out of the figures), then the measured days at full speed or at a
 fixed rate, with a garbage record every 1,000 so that the dead-letter path is in the measurement.
 """
@@ -193,7 +193,7 @@ def run_scenario(ctx: Context, name: str, warmup, measured, extra: list[str] | N
         decided_s = time.monotonic() - t0
         cpu1 = _cpu(pids)
         _wait(
-            lambda: len(timings.alert_seen_ms) >= len(timings.fraud) and timings.dead_letters >= garbage,
+            lambda: len(timings.fraud - timings.alert_seen_ms.keys()) == 0 and timings.dead_letters >= garbage,
             proc,
             120,
             f"{name} committed alerts",
@@ -203,9 +203,9 @@ def run_scenario(ctx: Context, name: str, warmup, measured, extra: list[str] | N
         collector.close()
     ids = [i for i in timings.decided_ms if i in timings.appended_ms]
     decision = [timings.decided_ms[i] - timings.appended_ms[i] for i in ids]
-    alert = [
-        timings.alert_seen_ms[i] - timings.appended_ms[i] for i in timings.alert_seen_ms if i in timings.appended_ms
-    ]
+    # A warm-up alert committed after the warm-up (at the next checkpoint) is not a measured one.
+    alerted = [i for i in timings.alert_seen_ms if i in timings.appended_ms]
+    alert = [timings.alert_seen_ms[i] - timings.appended_ms[i] for i in alerted]
     span_s = (max(timings.decided_ms.values()) - min(timings.appended_ms.values())) / 1000.0
     below = len(timings.decided_ms) - len(timings.fraud)
     return {
@@ -216,8 +216,8 @@ def run_scenario(ctx: Context, name: str, warmup, measured, extra: list[str] | N
         "alert_p50_ms": percentile(alert, 0.50),
         "alert_p99_ms": percentile(alert, 0.99),
         "transactions_in": n_in,
-        "accounted": len(timings.alert_seen_ms) + below + timings.dead_letters,
-        "alerts": len(timings.alert_seen_ms),
+        "accounted": len(alerted) + below + timings.dead_letters,
+        "alerts": len(alerted),
         "below_threshold": below,
         "dead_letters": timings.dead_letters,
         "produce_s": round(produce_s, 2),
@@ -342,6 +342,8 @@ def run(
                 ("embedded@max[split,p2]", ["--layout", "split", "--parallelism", "2"]),
                 ("embedded@max[batch64]", ["--batch-size", "64"]),
                 ("embedded@max[batch1024]", ["--batch-size", "1024"]),
+                # Half the rate: the latency of a job that keeps up on this machine.
+                ("embedded@2500", []),
             ]
         for name, extra in plan:
             result = run_scenario(ctx, name, warmup, measured, extra)
