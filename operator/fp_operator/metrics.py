@@ -18,4 +18,3 @@ RECONCILE_SECONDS = Histogram(
 APPLIES = Counter("fraudpipeline_operator_child_applies_total", "Children applied (created or changed)", ["kind"])
 QUEUE_DEPTH = Gauge("fraudpipeline_operator_queue_depth", "Pipelines waiting to be reconciled")
 LEADER = Gauge("fraudpipeline_operator_leader", "1 while this replica reconciles (holds the Lease, or runs alone)")
-PIPELINES = Gauge("fraudpipeline_operator_pipelines", "FraudPipelines by phase", ["phase"])
