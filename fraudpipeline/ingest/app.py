@@ -290,6 +290,12 @@ def build_api(service: IngestService) -> FastAPI:
             raise BridgeError(404, "The specified topic was not found.")
         return gateway.view.topics[topic]
 
+    async def _partition_of(topic: str, partition: int):
+        info = await _topic(topic)
+        if partition not in info.partitions:
+            raise BridgeError(404, "The specified topic partition was not found.")
+        return info.partitions[partition]
+
     def _partition(p: Any) -> dict[str, Any]:
         isr = set(p.isrs)
         return {
@@ -342,12 +348,9 @@ def build_api(service: IngestService) -> FastAPI:
     )
     async def get_partition(topicname: str, partitionid: int) -> Response:
         try:
-            info = await _topic(topicname)
+            return _reply(json_reply(200, _partition(await _partition_of(topicname, partitionid))))
         except BridgeError as exc:
             return _reply(error_reply(exc))
-        if partitionid not in info.partitions:
-            return _bridge_error(404, "The specified topic partition was not found.")
-        return _reply(json_reply(200, _partition(info.partitions[partitionid])))
 
     @app.get(
         PARTITION_ROUTE + "/offsets",
@@ -359,11 +362,9 @@ def build_api(service: IngestService) -> FastAPI:
     )
     async def get_offsets(topicname: str, partitionid: int) -> Response:
         try:
-            info = await _topic(topicname)
+            await _partition_of(topicname, partitionid)
         except BridgeError as exc:
             return _reply(error_reply(exc))
-        if partitionid not in info.partitions:
-            return _bridge_error(404, "The specified topic partition was not found.")
         try:
             first, end = await gateway.watermarks(topicname, partitionid)
         except Exception as exc:  # noqa: BLE001

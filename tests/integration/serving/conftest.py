@@ -15,9 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fp_devtools.bench.serving.processes import ServerProcess, free_port
-
-SERVICE = "fp_serving.service:FraudScorer"
+from fp_devtools.bench.serving.processes import ServerProcess, free_port, serve_command
 
 
 def base_env(home: Path) -> dict[str, str]:
@@ -59,7 +57,7 @@ def start_service(model_store: dict, tmp_path: Path, **extra_env: str) -> tuple[
     env = {**base_env(model_store["home"]), "FRAUDPIPE_MODEL_TAG": model_store["tag"], **extra_env}
     server = ServerProcess(
         "bentoml serve",
-        [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)],
+        serve_command(port),
         env,
         tmp_path / f"serve-{port}.log",
     ).start()

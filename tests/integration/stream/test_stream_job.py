@@ -23,6 +23,8 @@ import pytest
 from kafka_io import create_topics, produce, read_all
 from stream_helpers import N_TRANSACTIONS, REPO, Topics, bentoml_env, job_args
 
+from fp_devtools.bench.serving.processes import serve_command
+
 pytestmark = pytest.mark.integration
 
 H_REASON = "fraudpipe.error.reason"
@@ -291,17 +293,7 @@ def test_model_whose_tag_differs_is_refused(stream_input, trained_model, tmp_pat
 def _serve(trained_model: dict, port: int, log: Path) -> subprocess.Popen:
     env = {**bentoml_env(trained_model["home"]), "FRAUDPIPE_MODEL_TAG": trained_model["tag"]}
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bentoml",
-            "serve",
-            "fp_serving.service:FraudScorer",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
+        serve_command(port),
         env=env,
         stdout=open(log, "ab"),
         stderr=subprocess.STDOUT,

@@ -6,12 +6,20 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import psutil
+
+SERVICE = "fp_serving.service:FraudScorer"
+
+
+def serve_command(port: int) -> list[str]:
+    """`bentoml serve` of the scoring service on a loopback port, with this interpreter."""
+    return [sys.executable, "-m", "bentoml", "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)]
 
 
 def free_port() -> int:

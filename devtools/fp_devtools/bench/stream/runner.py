@@ -19,10 +19,18 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+from fp_devtools.bench.serving.processes import ServerProcess, free_port, serve_command
 from fp_devtools.bench.stream.measure import Collector, Timings, create_topics, percentile, produce
 
 GARBAGE_EVERY = 1_000
 SCENARIOS = ("embedded@max", "remote@max", "embedded@5000", "seed-style@max")
+FLAG_ROLES = (
+    ("--transactions-topic", "transactions"),
+    ("--labels-topic", "labels"),
+    ("--alerts-topic", "alerts"),
+    ("--dead-letter-topic", "deadLetter"),
+    ("--scores-topic", "scores"),
+)
 
 
 @dataclass
@@ -78,59 +86,16 @@ def _cpu(pids: dict[str, int]) -> dict[str, float]:
 def _start_pipeline(ctx: Context, kind: str, topics: dict[str, str], extra: list[str]) -> subprocess.Popen:
     group = f"bench-{uuid.uuid4().hex[:8]}"
     log = open(ctx.work / f"{group}.log", "ab")
+    # The job's contract flags, which the seed-style consumer takes too.
+    common = ["--bootstrap-servers", ctx.bootstrap, "--group-id", group]
+    for flag, role in FLAG_ROLES:
+        common += [flag, topics[role]]
     if kind == "seed-style":
-        argv = [
-            sys.executable,
-            "-m",
-            "fp_devtools.bench.stream.seed",
-            "--bootstrap-servers",
-            ctx.bootstrap,
-            "--transactions-topic",
-            topics["transactions"],
-            "--labels-topic",
-            topics["labels"],
-            "--alerts-topic",
-            topics["alerts"],
-            "--scores-topic",
-            topics["scores"],
-            "--dead-letter-topic",
-            topics["deadLetter"],
-            "--serving-url",
-            ctx.serving_url,
-            "--group-id",
-            group,
-        ]
+        argv = [sys.executable, "-m", "fp_devtools.bench.stream.seed", *common, "--serving-url", ctx.serving_url]
     else:
-        argv = [
-            sys.executable,
-            "-m",
-            "fraudpipeline.cli",
-            "stream",
-            "run",
-            "--pipeline",
-            "bench/stream",
-            "--bootstrap-servers",
-            ctx.bootstrap,
-            "--transactions-topic",
-            topics["transactions"],
-            "--labels-topic",
-            topics["labels"],
-            "--alerts-topic",
-            topics["alerts"],
-            "--dead-letter-topic",
-            topics["deadLetter"],
-            "--scores-topic",
-            topics["scores"],
-            "--group-id",
-            group,
-            "--model-tag",
-            ctx.model["tag"],
-            "--state-dir",
-            str(ctx.work / group),
-            "--checkpoint-interval",
-            ctx.checkpoint_interval,
-            "--quiet",
-        ]
+        argv = [sys.executable, "-m", "fraudpipeline.cli", "stream", "run", "--pipeline", "bench/stream", *common]
+        argv += ["--model-tag", ctx.model["tag"], "--state-dir", str(ctx.work / group)]
+        argv += ["--checkpoint-interval", ctx.checkpoint_interval, "--quiet"]
         if kind == "remote":
             argv += ["--scoring-mode", "remote", "--serving-url", ctx.serving_url]
         else:
@@ -248,46 +213,20 @@ def trained_model(cache: Path, retrain: bool, say: Callable[[str], None]) -> dic
     return {"tag": meta["tag"], "export": export, "home": home, "threshold": meta["threshold"]}
 
 
-def start_serving(model: dict, work: Path) -> tuple[subprocess.Popen, str]:
-    from fp_devtools.process import free_port
-
+def start_serving(model: dict, work: Path) -> tuple[ServerProcess, str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FRAUDPIPE_", "BENTOML_"))}
     env.update(
         {"BENTOML_HOME": str(model["home"]), "BENTOML_DO_NOT_TRACK": "true", "FRAUDPIPE_MODEL_TAG": model["tag"]}
     )
-    log = open(work / "serving.log", "ab")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bentoml",
-            "serve",
-            "fp_serving.service:FraudScorer",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=log,
-        stderr=log,
-        start_new_session=True,
-    )
+    server = ServerProcess("bentoml serve", serve_command(port), env, work / "serving.log").start()
     url = f"http://127.0.0.1:{port}"
-    import urllib.request
-
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=2) as resp:
-                if resp.status == 200:
-                    return proc, url
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the scoring service did not start; log {work / 'serving.log'}")
-        time.sleep(0.5)
+    try:
+        server.wait_ready(url + "/readyz", deadline_s=180)
+    except RuntimeError:
+        server.stop()
+        raise
+    return server, url
 
 
 def run(
@@ -330,7 +269,7 @@ def run(
             env["pids"]["kafka"],
             model,
             url,
-            serving.pid if serving else None,
+            serving.proc.pid if serving else None,
             work,
             checkpoint_interval,
             say,
@@ -354,7 +293,7 @@ def run(
             results.append(result)
     finally:
         if serving is not None:
-            _stop(serving)
+            serving.stop()
         servers.down(work / "servers")
     return {
         "benchmark": "stream",
