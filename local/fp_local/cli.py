@@ -347,21 +347,27 @@ def _print_status(folder: Path) -> list[dict]:
     return rows
 
 
+def _state_of(console, state_dir, pipeline_file) -> tuple[Path, dict]:
+    """The state folder these options name and its record; exit 2 with the reason when there is none."""
+    from fp_local import state
+
+    try:
+        folder = state.resolve(state_dir, pipeline_file)
+    except state.StateError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    return folder, state.read(folder)
+
+
 def status(
     pipeline_file: PipelineFile = None,
     state_dir: StateDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the components as JSON.")] = False,
 ) -> None:
     """Each component of the local pipeline: its health, pid, URL and log. Exit 3 if one is down."""
-    from fp_local import state
 
     console = _console()
-    try:
-        folder = state.resolve(state_dir, pipeline_file)
-    except state.StateError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
-    record = state.read(folder)
+    folder, record = _state_of(console, state_dir, pipeline_file)
     if not record.get("components"):
         if as_json:
             print(json.dumps({"state_dir": str(folder), "running": False, "components": []}))
@@ -400,16 +406,11 @@ def alerts(
     """Print the committed alerts (read_committed: each once, after the checkpoint that covers it)."""
     from collections import deque
 
-    from fp_local import explain, state
+    from fp_local import explain
     from fp_local.alerts import emit, read
 
     console = _console()
-    try:
-        folder = state.resolve(state_dir, pipeline_file)
-    except state.StateError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
-    record = state.read(folder)
+    folder, record = _state_of(console, state_dir, pipeline_file)
     kafka = (record.get("components") or {}).get("kafka")
     if not kafka:
         console.print(
