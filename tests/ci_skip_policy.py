@@ -8,7 +8,7 @@ stays a skip, and its message names the command that installs the prerequisite.
 
 Allowed skips, even under CI, name what `make test` does not provide: the opt-in end-to-end
 tier (`--with-e2e`: Docker and kind) and the read-only `../shared` folder beside the clone
-(`FRAUDPIPE_DATA`, `FRAUDPIPE_UPSTREAM_CRDS`, `FRAUDPIPE_SKAFFOLD_SCHEMA`).
+(`FRAUDPIPE_DATA`, `FRAUDPIPE_UPSTREAM_CRDS`, `FRAUDPIPE_SKAFFOLD_SCHEMA`, `FRAUDPIPE_BRIDGE_OPENAPI`).
 
 Loaded by tests/conftest.py (`pytest_configure`); a plugin module of its own so that a test can
 run it on a throw-away suite (tests/unit/project/test_ci_skip_policy.py).
@@ -20,7 +20,13 @@ import os
 
 import pytest
 
-ALLOWED_UNDER_CI = ("--with-e2e", "FRAUDPIPE_DATA", "FRAUDPIPE_UPSTREAM_CRDS", "FRAUDPIPE_SKAFFOLD_SCHEMA")
+ALLOWED_UNDER_CI = (
+    "--with-e2e",
+    "FRAUDPIPE_DATA",
+    "FRAUDPIPE_UPSTREAM_CRDS",
+    "FRAUDPIPE_SKAFFOLD_SCHEMA",
+    "FRAUDPIPE_BRIDGE_OPENAPI",
+)
 
 
 def in_ci() -> bool:

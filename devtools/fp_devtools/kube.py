@@ -144,7 +144,8 @@ def install_crds(http, files: list[Path], timeout: float = 60) -> list[str]:
     while pending:
         for name in sorted(pending):
             obj = http.get(f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}").json()
-            conds = {c["type"]: c["status"] for c in obj.get("status", {}).get("conditions", [])}
+            # A CRD just created may show `status: {conditions: null}` before the server fills it in.
+            conds = {c["type"]: c["status"] for c in (obj.get("status") or {}).get("conditions") or []}
             if conds.get("Established") == "True":
                 pending.discard(name)
         if pending and time.monotonic() > deadline:
