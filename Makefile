@@ -34,13 +34,19 @@ servers: dev
 ## browser: Debian's Chromium for the live page's test (tests/integration/local), installed once
 CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+# Another apt or dpkg run (unattended upgrades, a second install) holds the package lock: wait for it,
+# bounded, instead of failing at once.
+APT_LOCK_WAIT_S ?= 600
+APT := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=$(APT_LOCK_WAIT_S) -q
 browser:
 	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
 	if ! command -v apt-get >/dev/null; then \
 	  echo "no apt-get: install Chromium yourself (FRAUDPIPE_CHROMIUM=/path/to/chromium) for the live page's test"; exit 0; fi; \
-	echo "installing Debian's chromium (the live page's browser test)"; \
-	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || \
-	  { $(SUDO) apt-get update -q >/dev/null && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+	echo "installing Debian's chromium (the live page's browser test); if another apt or dpkg holds the package lock, apt-get waits for it up to $(APT_LOCK_WAIT_S) s"; \
+	holder=$$(fuser /var/lib/dpkg/lock-frontend /var/lib/dpkg/lock 2>/dev/null | tr -s ' '); \
+	if [ -n "$$holder" ]; then echo "waiting for the package lock, held by pid(s)$$holder: $$(ps -o comm= -p $$(echo $$holder | tr ' ' ',') 2>/dev/null | tr '\n' ' ')"; fi; \
+	$(APT) install -y chromium >/dev/null || \
+	  { $(APT) update >/dev/null && $(APT) install -y chromium >/dev/null; }
 
 ## up: the example pipeline on this machine (docs/local.md); UP_ARGS="--replay" fills the page at once
 UP_FILE ?= examples/minimal.yaml

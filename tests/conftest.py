@@ -18,6 +18,7 @@ import pytest
 
 from fp_devtools import servers
 from fp_devtools.cache import MissingPrerequisite
+from fp_devtools.process import ServerFailed, log_tail
 
 
 def pytest_configure(config):
@@ -49,6 +50,7 @@ class DevServers:
         self.state_dir = state_dir
         self.reuse = reuse
         self.started: list[str] = []
+        self.failed: dict[str, str] = {}  # a server that failed to start fails every later test at once
 
     @property
     def env(self) -> dict:
@@ -59,9 +61,14 @@ class DevServers:
             if name not in self.reuse:
                 pytest.fail(f"FRAUDPIPE_DEV_ENV has no {name!r}: start it with `fraudpipe dev up --with {name}`")
             return self.reuse
+        if name in self.failed:
+            pytest.fail(self.failed[name], pytrace=False)
         if name not in self.started:
             try:
                 servers.up([name], self.state_dir)
+            except ServerFailed as exc:
+                self.failed[name] = failed_start(name, exc)
+                pytest.fail(self.failed[name], pytrace=False)
             except MissingPrerequisite as exc:
                 if ci_skip_policy.in_ci():
                     raise
@@ -72,6 +79,15 @@ class DevServers:
     def stop(self) -> None:
         if self.reuse is None and self.started:
             servers.down(self.state_dir, self.started)
+
+
+def failed_start(name: str, exc: ServerFailed) -> str:
+    """Which server did not start, why, and the last lines of its log (once, not in every message)."""
+    server = exc.server or name
+    text = f"the {server} dev server did not start: {exc}"
+    if exc.log is not None and str(exc.log) not in text:
+        text += f"\nlast lines of {exc.log}:\n{log_tail(exc.log)}"
+    return text
 
 
 @pytest.fixture(scope="session")

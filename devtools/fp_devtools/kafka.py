@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import subprocess
-import uuid
 from pathlib import Path
 
-from fp_devtools import cache
-from fp_devtools.process import ServerFailed, free_port, port_open, spawn, stopped_on_failure, wait_healthy
+from fp_devtools import argv, cache
+from fp_devtools.process import ServerFailed, log_tail, port_open, spawn, stopped_on_failure, wait_healthy
 
 _POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
@@ -63,35 +61,6 @@ def classpath(version: str = cache.KAFKA_VERSION) -> str:
     return cp_file.read_text().strip()
 
 
-def _properties(data_dir: Path, port: int, controller_port: int) -> str:
-    return "\n".join(
-        [
-            "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{controller_port}",
-            f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
-            "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            f"log.dirs={data_dir}",
-            "num.partitions=1",
-            # One node: every internal topic must have replication factor 1, or it is never created.
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=4",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
-            "transaction.state.log.num.partitions=4",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
-            "group.initial.rebalance.delay.ms=0",
-            "auto.create.topics.enable=true",
-            "log.segment.bytes=67108864",
-            "",
-        ]
-    )
-
-
 def _answers(bootstrap: str) -> bool:
     if not port_open(int(bootstrap.rsplit(":", 1)[1])):
         return False  # asking the client earlier only fills the output with connection errors
@@ -102,6 +71,20 @@ def _answers(bootstrap: str) -> bool:
     admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 2000})
     md = admin.list_topics(timeout=2)
     return bool(md.brokers)
+
+
+def format_storage(java: str, cp: str, cluster_id: str, props: Path, log: Path) -> None:
+    """Format the broker's storage (KRaft) with `cluster_id`; its output goes to the broker's log."""
+    fmt = subprocess.run(argv.kafka_format(java, cp, cluster_id, props), capture_output=True, text=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as out:
+        out.write(f"$ StorageTool format --cluster-id={cluster_id}\n{fmt.stdout}{fmt.stderr}")
+    if fmt.returncode != 0:
+        raise ServerFailed(
+            f"kafka: formatting its storage failed (exit {fmt.returncode}); last lines of {log}:\n{log_tail(log)}",
+            server="kafka",
+            log=log,
+        )
 
 
 def start(state_dir: Path, port: int | None = None, controller_port: int | None = None) -> dict:
@@ -115,35 +98,16 @@ def start(state_dir: Path, port: int | None = None, controller_port: int | None 
     home = state_dir / "kafka"
     data = home / "data"
     home.mkdir(parents=True, exist_ok=True)
-    port, controller_port = port or free_port(), controller_port or free_port()
+    if not (port and controller_port):
+        port, controller_port = argv.free_ports(2)
     props = home / "server.properties"
-    props.write_text(_properties(data, port, controller_port))
+    props.write_text(argv.kafka_properties(data, port, controller_port))
     log = state_dir / "logs" / "kafka.log"
     if not (data / "meta.properties").exists():  # storage of an earlier start is kept, with its data
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        fmt = subprocess.run(
-            [java, "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
-            capture_output=True,
-            text=True,
-        )
-        if fmt.returncode != 0:
-            raise ServerFailed(f"kafka storage format failed:\n{fmt.stdout}{fmt.stderr}")
+        format_storage(java, cp, argv.kafka_cluster_id(), props, log)
     bootstrap = f"127.0.0.1:{port}"
     with stopped_on_failure() as procs:
-        proc = spawn(
-            [
-                java,
-                "-Xms256m",
-                "-Xmx1g",
-                "-XX:+UseG1GC",
-                "-Djava.awt.headless=true",
-                "-cp",
-                cp,
-                "kafka.Kafka",
-                str(props),
-            ],
-            log,
-        )
+        proc = spawn(argv.kafka_server(java, cp, props), log)
         procs.append(proc)
         waited = wait_healthy("kafka", proc, lambda: _answers(bootstrap), log, timeout=90)
     return {

@@ -10,16 +10,15 @@ from __future__ import annotations
 import base64
 import json
 import os
-import secrets
 import sys
 import time
 from pathlib import Path
 
 import yaml
 
-from fp_devtools import builds, cache
+from fp_devtools import argv, builds, cache
 from fp_devtools.certs import make_pki
-from fp_devtools.process import ServerFailed, free_port, spawn, stopped_on_failure, wait_healthy
+from fp_devtools.process import ServerFailed, spawn, stopped_on_failure, wait_healthy
 
 FIELD_MANAGER = "fraudpipe-dev"
 
@@ -161,37 +160,17 @@ def start(state_dir: Path) -> dict:
     home.mkdir(parents=True, exist_ok=True)
     logs = state_dir / "logs"
     pki = make_pki(home / "pki")
-    token = secrets.token_hex(16)
+    token = argv.kube_token()
     (home / "tokens.csv").write_text(f'{token},admin,admin-uid,"system:masters"\n')
     (home / "audit-policy.yaml").write_text(yaml.safe_dump(_AUDIT_POLICY))
     pids: dict[str, int] = {}
     out_logs: dict[str, str] = {}
 
     with stopped_on_failure() as procs:
-        etcd_client, etcd_peer = free_port(), free_port()
+        etcd_client, etcd_peer, port, kcm_port = argv.free_ports(4)
         etcd_log = logs / "etcd.log"
         etcd = spawn(
-            [
-                bins["etcd"],
-                "--name",
-                "fraudpipe-dev",
-                "--data-dir",
-                str(home / "etcd"),
-                "--listen-client-urls",
-                f"http://127.0.0.1:{etcd_client}",
-                "--advertise-client-urls",
-                f"http://127.0.0.1:{etcd_client}",
-                "--listen-peer-urls",
-                f"http://127.0.0.1:{etcd_peer}",
-                "--initial-advertise-peer-urls",
-                f"http://127.0.0.1:{etcd_peer}",
-                "--initial-cluster",
-                f"fraudpipe-dev=http://127.0.0.1:{etcd_peer}",
-                # test data only: skipping fsync makes every write much faster
-                "--unsafe-no-fsync",
-                "--log-level",
-                "warn",
-            ],
+            argv.etcd(bins["etcd"], home / "etcd", etcd_client, etcd_peer),
             etcd_log,
         )
         procs.append(etcd)
@@ -207,34 +186,10 @@ def start(state_dir: Path) -> dict:
             timeout=30,
         )
 
-        port = free_port()
         server = f"https://127.0.0.1:{port}"
         api_log = logs / "kube-apiserver.log"
         api = spawn(
-            [
-                bins["kube-apiserver"],
-                f"--etcd-servers=http://127.0.0.1:{etcd_client}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                f"--secure-port={port}",
-                f"--cert-dir={home / 'certs'}",
-                f"--tls-cert-file={pki['apiserver_crt']}",
-                f"--tls-private-key-file={pki['apiserver_key']}",
-                f"--client-ca-file={pki['ca_crt']}",
-                "--service-account-issuer=https://kubernetes.default.svc",
-                f"--service-account-key-file={pki['sa_key']}",
-                f"--service-account-signing-key-file={pki['sa_key']}",
-                f"--token-auth-file={home / 'tokens.csv'}",
-                "--authorization-mode=RBAC",
-                "--service-cluster-ip-range=10.0.0.0/24",
-                # no kubelet mints tokens here, so Pods must not wait for a ServiceAccount token
-                "--disable-admission-plugins=ServiceAccount",
-                "--allow-privileged=true",
-                f"--audit-policy-file={home / 'audit-policy.yaml'}",
-                f"--audit-log-path={home / 'audit.log'}",
-                "--audit-log-format=json",
-                "--audit-log-mode=blocking",
-            ],
+            argv.kube_apiserver(bins["kube-apiserver"], home, pki, etcd_client, port),
             api_log,
         )
         procs.append(api)
@@ -252,21 +207,8 @@ def start(state_dir: Path) -> dict:
         controller_manager = False
         if bins.get("kube-controller-manager"):
             kcm_log = logs / "kube-controller-manager.log"
-            kcm_port = free_port()
             kcm = spawn(
-                [
-                    bins["kube-controller-manager"],
-                    f"--kubeconfig={kubeconfig}",
-                    f"--authentication-kubeconfig={kubeconfig}",
-                    f"--authorization-kubeconfig={kubeconfig}",
-                    "--leader-elect=false",
-                    "--controllers=*",
-                    f"--service-account-private-key-file={pki['sa_key']}",
-                    f"--root-ca-file={pki['ca_crt']}",
-                    "--bind-address=127.0.0.1",
-                    f"--secure-port={kcm_port}",
-                    f"--cert-dir={home / 'kcm-certs'}",
-                ],
+                argv.kube_controller_manager(bins["kube-controller-manager"], home, pki, kubeconfig, kcm_port),
                 kcm_log,
             )
             procs.append(kcm)

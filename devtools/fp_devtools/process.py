@@ -13,7 +13,12 @@ from pathlib import Path
 
 
 class ServerFailed(RuntimeError):
-    """A server exited or never became healthy; the message carries the tail of its log."""
+    """A server exited or never became healthy; the message names it and carries the tail of its log."""
+
+    def __init__(self, message: str, server: str | None = None, log: Path | None = None):
+        super().__init__(message)
+        self.server = server
+        self.log = log
 
 
 def free_port() -> int:
@@ -53,7 +58,10 @@ def wait_healthy(
     while True:
         if proc is not None and proc.poll() is not None:
             raise ServerFailed(
-                f"{name} exited with code {proc.returncode} before it was healthy; log {log}:\n{log_tail(log)}"
+                f"{name} exited with code {proc.returncode} before it was healthy; last lines of {log}:\n"
+                f"{log_tail(log)}",
+                server=name,
+                log=log,
             )
         try:
             if check():
@@ -61,7 +69,9 @@ def wait_healthy(
         except Exception:  # noqa: BLE001 - any failure of the probe means "not yet"
             pass
         if time.monotonic() - start > timeout:
-            raise ServerFailed(f"{name} not healthy after {timeout:.0f} s; log {log}:\n{log_tail(log)}")
+            raise ServerFailed(
+                f"{name} not healthy after {timeout:.0f} s; last lines of {log}:\n{log_tail(log)}", server=name, log=log
+            )
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import yaml
 
-from fp_devtools import cache
+from fp_devtools import argv, cache
 from fp_devtools.builds import build_lock
-from fp_devtools.process import ServerFailed, free_port, spawn, stopped_on_failure, wait_healthy
+from fp_devtools.process import ServerFailed, spawn, stopped_on_failure, wait_healthy
 
 
 def _extracted() -> Path | None:
@@ -49,7 +49,8 @@ def binaries() -> Path:
 
         got = download()
         if got.returncode != 0:  # a fresh machine has no package lists until `apt-get update` ran once
-            subprocess.run([apt, "update", "-qq"], capture_output=True, text=True)
+            # bounded wait on the lists' lock when another apt runs, rather than failing at once
+            subprocess.run([apt, "-o", "DPkg::Lock::Timeout=600", "update", "-qq"], capture_output=True, text=True)
             got = download()
         debs = sorted(work.glob("prometheus_*.deb"))
         if got.returncode != 0 or not debs:
@@ -83,12 +84,13 @@ def config(targets_dir: Path, scrape_interval: str = "5s") -> dict:
     }
 
 
-def start(state_dir: Path) -> dict:
+def start(state_dir: Path, port: int | None = None) -> dict:
+    """Start Prometheus on `port` (a free one when None), its data and targets under `state_dir`."""
     bin_dir = binaries()
     home = state_dir / "prometheus"
     for sub in ("targets", "rules", "data"):
         (home / sub).mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or argv.free_ports(1)[0]
     cfg = yaml.safe_dump(config(home / "targets")).replace("__SELF__", f"127.0.0.1:{port}")
     (home / "prometheus.yml").write_text(cfg)
     check = subprocess.run(
@@ -102,14 +104,7 @@ def start(state_dir: Path) -> dict:
 
     with stopped_on_failure() as procs:
         proc = spawn(
-            [
-                str(bin_dir / "prometheus"),
-                f"--config.file={home / 'prometheus.yml'}",
-                f"--storage.tsdb.path={home / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--web.enable-lifecycle",
-                "--storage.tsdb.retention.time=1d",
-            ],
+            argv.prometheus(bin_dir / "prometheus", home / "prometheus.yml", home / "data", port),
             log,
             cwd=home,
         )

@@ -83,3 +83,24 @@ def test_read_committed_consumer_sees_only_committed_transactions(kafka):
     # The aborted records were written to the log: an uncommitted reader sees them too.
     everything = _consume_all(kafka, topic, 10, isolation="read_uncommitted")
     assert len(everything) == 10
+
+
+@pytest.mark.parametrize("cluster_id", ["-" + "A" * 21, "-t" + "b" * 20, "--" + "c" * 20])
+def test_storage_formats_with_ids_beginning_with_a_dash(tmp_path, cluster_id):
+    """Kafka's own StorageTool, as every broker start runs it, takes an id that looks like an option."""
+    from fp_devtools import argv, cache
+    from fp_devtools import kafka as dev_kafka
+    from fp_devtools.cache import MissingPrerequisite
+
+    try:
+        java, cp = cache.require("java"), dev_kafka.classpath()
+    except MissingPrerequisite as exc:
+        pytest.skip(f"Kafka's jars cannot be had here: {exc} (`make servers` fetches them)")
+    props = tmp_path / "server.properties"
+    port, controller = argv.free_ports(2)
+    props.write_text(argv.kafka_properties(tmp_path / "data", port, controller))
+    dev_kafka.format_storage(java, cp, cluster_id, props, tmp_path / "kafka.log")
+    meta = dict(
+        line.split("=", 1) for line in (tmp_path / "data" / "meta.properties").read_text().splitlines() if "=" in line
+    )
+    assert meta["cluster.id"] == cluster_id

@@ -7,12 +7,12 @@ import ipaddress
 import pytest
 from cryptography import x509
 
-from fp_devtools import kafka, kube, prometheus, servers
+from fp_devtools import argv, kube, prometheus, servers
 from fp_devtools.certs import make_pki
 
 
 def test_kafka_single_node_config_makes_internal_topics_creatable(tmp_path):
-    props = dict(line.split("=", 1) for line in kafka._properties(tmp_path, 9092, 9093).splitlines() if line)
+    props = dict(line.split("=", 1) for line in argv.kafka_properties(tmp_path, 9092, 9093).splitlines() if line)
     assert props["process.roles"] == "broker,controller"
     # Defaults are 3: on one node __consumer_offsets and __transaction_state would never be created.
     for key in (
