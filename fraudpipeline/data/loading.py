@@ -11,8 +11,6 @@ from pathlib import Path
 import pandas as pd
 
 ENV_VAR = "FRAUDPIPE_DATA"
-# Relative to the repository root: the read-only shared folder beside the checkout.
-DEFAULT_RELATIVE = Path("..") / "shared" / "datasets" / "fraud-handbook" / "transactions.parquet"
 
 CANONICAL_COLUMNS = ["transaction_id", "timestamp", "customer_id", "terminal_id", "amount", "fraud"]
 # Handbook column names (the published daily files) -> canonical names.
@@ -31,19 +29,23 @@ class DataSetError(ValueError):
     """A data file that is missing or does not have the expected columns."""
 
 
-def repo_root() -> Path:
-    return Path(__file__).resolve().parents[2]
-
-
-def default_data_paths() -> list[Path]:
-    """`$FRAUDPIPE_DATA` (os.pathsep-separated) or the shared handbook file beside the repo."""
+def env_data_paths() -> list[Path]:
+    """The files `$FRAUDPIPE_DATA` names (os.pathsep-separated); empty when it is not set."""
     env = os.environ.get(ENV_VAR, "").strip()
-    if env:
-        return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
-    return [(repo_root() / DEFAULT_RELATIVE).resolve()]
+    return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
 
 
-def _to_canonical(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+def default_data_paths(*, show_progress: bool = True) -> list[Path]:
+    """`$FRAUDPIPE_DATA`, else the regenerated handbook data set (generated on first use, cached)."""
+    paths = env_data_paths()
+    if paths:
+        return paths
+    from fraudpipeline.data.handbook import ensure_handbook
+
+    return [ensure_handbook(show_progress=show_progress)]
+
+
+def to_canonical(df: pd.DataFrame, path: Path | str) -> pd.DataFrame:
     df = df.rename(columns={k: v for k, v in HANDBOOK_COLUMNS.items() if k in df.columns})
     missing = [c for c in CANONICAL_COLUMNS if c not in df.columns]
     if missing:
@@ -91,7 +93,7 @@ def load_transactions(
             df = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several types for a non-parquet file
             raise DataSetError(f"{path}: not a readable parquet file ({exc})") from exc
-        df = _to_canonical(df, path)
+        df = to_canonical(df, path)
         if start is not None:
             df = df[df["timestamp"] >= pd.Timestamp(start)]
         if end is not None:
@@ -107,7 +109,7 @@ def load_transactions(
 class Source:
     """Where a table came from, for messages and model metadata."""
 
-    kind: str  # "files" or "simulator"
+    kind: str  # "files" (--data or $FRAUDPIPE_DATA) or "handbook" (the regenerated data set)
     description: str
 
 
@@ -116,24 +118,17 @@ def resolve_transactions(
     start: datetime | str | None = None,
     end: datetime | str | None = None,
     *,
-    simulate_if_missing: bool = True,
-    seed: int = 0,
+    show_progress: bool = True,
 ) -> tuple[pd.DataFrame, Source]:
-    """Explicit paths must exist; without them, the default file or else the simulator."""
-    if paths:
-        return load_transactions(paths, start, end), Source("files", ", ".join(str(p) for p in paths))
-    defaults = default_data_paths()
-    if all(p.exists() for p in defaults):
-        return load_transactions(defaults, start, end), Source("files", ", ".join(str(p) for p in defaults))
-    if not simulate_if_missing:
-        raise DataSetError(f"data set not found: {', '.join(map(str, defaults))} (pass --data PATH or set {ENV_VAR})")
-    from fraudpipeline.data.simulator import SimulatorConfig, simulate
+    """`paths`, else `$FRAUDPIPE_DATA`, else the regenerated handbook data set.
 
-    config = SimulatorConfig(seed=seed)
-    df = simulate(config)
-    if start is not None:
-        df = df[df["timestamp"] >= pd.Timestamp(start)]
-    if end is not None:
-        df = df[df["timestamp"] < pd.Timestamp(end)]
-    missing = ", ".join(map(str, defaults))
-    return df.reset_index(drop=True), Source("simulator", f"simulator (seed {seed}); data set not found at {missing}")
+    Named files must exist (a missing one is a DataSetError naming it); the handbook set is
+    generated into the cache on first use (about 10 s, with a progress bar on stderr).
+    """
+    files = list(paths or env_data_paths())
+    if files:
+        return load_transactions(files, start, end), Source("files", ", ".join(str(p) for p in files))
+    (cached,) = default_data_paths(show_progress=show_progress)
+    return load_transactions([cached], start, end), Source(
+        "handbook", f"the Fraud Detection Handbook's data set, regenerated ({cached})"
+    )

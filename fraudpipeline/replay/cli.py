@@ -50,8 +50,8 @@ def command(
         list[Path] | None,
         typer.Option(
             "--data",
-            help="Transaction parquet file(s). Default: $FRAUDPIPE_DATA, else the handbook data set "
-            "beside the repository, else the built-in simulator.",
+            help="Transaction parquet file(s). Default: $FRAUDPIPE_DATA, else the Fraud Detection "
+            "Handbook's data set, regenerated into the cache on first use (`fraudpipe data handbook`).",
         ),
     ] = None,
     start: Annotated[
@@ -120,8 +120,6 @@ def command(
     if table.empty:
         err.print(f"[red]error:[/] no transactions from {first} for {days} day(s) in {source.description}")
         raise typer.Exit(2)
-    if source.kind == "simulator":
-        err.print(f"[yellow]note:[/] {source.description}")
     events = replay_events(table, int(label_delay_days * 86_400_000_000), labels)  # type: ignore[arg-type]
     if via is not None:
         from fraudpipeline.replay.http import HttpSink

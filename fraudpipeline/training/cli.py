@@ -87,8 +87,8 @@ def command(
         typer.Option(
             "--data",
             help="Transaction parquet file(s); repeat for several. "
-            "Default: $FRAUDPIPE_DATA, else ../shared/datasets/fraud-handbook/transactions.parquet, "
-            "else the built-in simulator.",
+            "Default: $FRAUDPIPE_DATA, else the Fraud Detection Handbook's data set, regenerated "
+            "into the cache on first use (`fraudpipe data handbook`).",
         ),
     ] = None,
     train_start: Annotated[str, typer.Option(help="First training day (YYYY-MM-DD).")] = "2018-07-25",

@@ -51,14 +51,13 @@ class TrainConfig:
     train_days: int = 7
     delay_days: int = 7
     test_days: int = 7
-    data: Sequence[Path] | None = None  # None: $FRAUDPIPE_DATA, the shared file, else the simulator
+    data: Sequence[Path] | None = None  # None: $FRAUDPIPE_DATA, else the regenerated handbook data set
     validation_folds: int = 4  # 0: no search, fixed parameters
     threads: int = 2
     seed: int = 0
     save: bool = True
     model_name: str = MODEL_NAME
     export_dir: Path | None = None
-    simulator_seed: int = 0
     quick: bool = False  # one validation fold, one candidate (models.QUICK_CHOICE): for a first local run
 
     def __post_init__(self) -> None:
@@ -159,10 +158,7 @@ def load_data(config: TrainConfig, rep: Reporter) -> LoadedData:
         list(config.data) if config.data else None,
         start=pd.Timestamp(load_start),
         end=pd.Timestamp(dates.test_end),
-        seed=config.simulator_seed,
     )
-    if source.kind == "simulator":
-        rep.note(f"using the simulator: {source.description}")
     if table.empty:
         raise TrainingError(
             f"no transactions between {load_start} and {dates.test_end} in {source.description}: "

@@ -2,7 +2,7 @@
 
 The model is trained by `fraudpipe train --quick` into its own BentoML store and exported for
 the embedded mode, so embedded and remote scoring use the very same booster. The transactions are
-50,000 handbook rows (or the simulator's when the data set is absent), replayed with their labels
+50,000 rows of the regenerated handbook data set (or $FRAUDPIPE_DATA), replayed with their labels
 one day of event time later: well before the 7 days after which a label first counts, so the
 features the job computes must equal the offline ones exactly.
 """
@@ -37,8 +37,9 @@ def trained_model(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("stream-model")
     home, export = root / "bentoml", root / "export"
     env = bentoml_env(home)
-    if os.environ.get("FRAUDPIPE_DATA"):
-        env["FRAUDPIPE_DATA"] = os.environ["FRAUDPIPE_DATA"]
+    for name in ("FRAUDPIPE_DATA", "FRAUDPIPE_CACHE"):  # the data set, else where its regenerated copy is
+        if os.environ.get(name):
+            env[name] = os.environ[name]
     done = subprocess.run(
         [*FRAUDPIPE, "train", "--quick", "--export", str(export), "--json"],
         env=env,
@@ -56,7 +57,7 @@ def trained_model(tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="session")
 def transactions():
-    """50,000 transactions in event-time order (handbook, else simulator)."""
+    """50,000 transactions in event-time order ($FRAUDPIPE_DATA, else the regenerated handbook set)."""
     from fraudpipeline.data import resolve_transactions
 
     table, _source = resolve_transactions(None, FIRST_DAY, "2018-08-31")

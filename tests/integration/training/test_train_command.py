@@ -2,7 +2,8 @@
 
 No server is needed (the model store is a folder), so these tests carry no marker. The
 handbook run takes 30-90 s on 2 cores depending on what else runs (the summary prints the load
-average); `--quick` about 10 s; the simulator run about 15 s.
+average); `--quick` about 10 s. The data is the regenerated handbook data set (generated into the
+cache on first use, about 10 s) unless FRAUDPIPE_DATA names files.
 """
 
 from __future__ import annotations
@@ -71,17 +72,10 @@ print(json.dumps({{"tag": str(m.tag), "meta": m.info.metadata, "module": m.info.
 
 
 def handbook_data() -> Path:
-    """The handbook file; fails when FRAUDPIPE_DATA is set or ../shared/datasets exists but it is missing."""
-    paths = default_data_paths()
-    if all(p.exists() for p in paths):
-        return paths[0]
-    shared = Path(__file__).resolve().parents[3].parent / "shared" / "datasets"
-    if os.environ.get("FRAUDPIPE_DATA", "").strip() or shared.is_dir():
-        pytest.fail(
-            f"the handbook data set is expected (FRAUDPIPE_DATA is set or {shared} exists) "
-            f"but {paths[0]} is missing: fix FRAUDPIPE_DATA or the shared folder"
-        )
-    pytest.skip(f"handbook data set not found at {paths[0]}: set FRAUDPIPE_DATA to its transactions.parquet")
+    """$FRAUDPIPE_DATA (which must exist), else the regenerated handbook data set."""
+    (path,) = default_data_paths()
+    assert path.exists(), f"FRAUDPIPE_DATA names {path}, which does not exist"
+    return path
 
 
 def report(summary: dict) -> None:
@@ -115,11 +109,13 @@ def test_train_on_the_handbook_split_holds_the_published_figures(tmp_path):
 
 
 def test_quick_train_for_a_first_local_run(tmp_path):
-    data = handbook_data()
-    proc = train(["--data", str(data), *SPLIT, "--quick", "--json", "--no-save"], tmp_path / "bentoml")
+    # No --data: $FRAUDPIPE_DATA, else the regenerated handbook data set, as a first `fraudpipe up` trains.
+    proc = train([*SPLIT, "--quick", "--json", "--no-save"], tmp_path / "bentoml")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     report(summary)
+    if not os.environ.get("FRAUDPIPE_DATA", "").strip():
+        assert summary["data"].startswith("the Fraud Detection Handbook's data set, regenerated"), summary["data"]
     assert summary["quick"] is True and summary["model_tag"] is None
     assert summary["params"]["n_trees"] == 200 and summary["params"]["max_depth"] == 3
     # One fold and one candidate instead of 4 folds x 16: the search is a few seconds at most.
@@ -129,21 +125,10 @@ def test_quick_train_for_a_first_local_run(tmp_path):
         assert abs(summary[metric] - published) <= TOLERANCE
 
 
-def test_train_falls_back_to_the_simulator(tmp_path):
-    export = tmp_path / "export"
-    proc = train(
-        [*SPLIT, "--validation-folds", "1", "--json", "--export", str(export)],
-        tmp_path / "bentoml",
-        FRAUDPIPE_DATA=str(tmp_path / "absent.parquet"),
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "using the simulator" in proc.stderr and "absent.parquet" in proc.stderr
-    summary = json.loads(proc.stdout)
-    assert summary["data"].startswith("simulator")
-    assert summary["n_train"] > 50_000 and summary["n_test"] > 40_000
-    # Same recipe as the handbook data, so similar quality; sane, not tuned-for.
-    assert summary["auc"] > 0.8 and summary["ap"] > 0.5 and summary["cp100"] > 0.2
-    check_store_and_export(summary, tmp_path / "bentoml", export)
+def test_train_refuses_a_missing_data_file(tmp_path):
+    proc = train([*SPLIT, "--no-save"], tmp_path / "bentoml", FRAUDPIPE_DATA=str(tmp_path / "absent.parquet"))
+    assert proc.returncode == 2
+    assert "data file not found" in proc.stderr and "absent.parquet" in proc.stderr, proc.stderr
 
 
 @pytest.mark.parametrize(
@@ -156,6 +141,6 @@ def test_train_falls_back_to_the_simulator(tmp_path):
     ],
 )
 def test_bad_arguments_are_named(tmp_path, args, message):
-    proc = train([*args, "--no-save"], tmp_path / "bentoml", FRAUDPIPE_DATA=str(tmp_path / "absent.parquet"))
+    proc = train([*args, "--no-save"], tmp_path / "bentoml")
     assert proc.returncode == 2
     assert message in " ".join(proc.stderr.split()), proc.stderr

@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pandas as pd
-
-from fraudpipeline.data.loading import ENV_VAR, repo_root
-
-SHARED_DATASETS = repo_root().parent / "shared" / "datasets"
-
-
-def handbook_expected() -> bool:
-    """The handbook data must be used when FRAUDPIPE_DATA is set or ../shared/datasets exists."""
-    return bool(os.environ.get(ENV_VAR, "").strip()) or SHARED_DATASETS.is_dir()
 
 
 def handbook_features(df: pd.DataFrame, delay_days: int = 7, windows=(1, 7, 30)) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
-from feature_helpers import handbook_expected, handbook_features
+from feature_helpers import handbook_features
 
 from fraudpipeline.features import FEATURE_NAMES, LABEL_DELAY_DAYS
 from fraudpipeline.features.offline import compute_features, event_time_us
@@ -47,8 +47,6 @@ def run_online(df: pd.DataFrame, label_delay_us: int, outcomes: Counter | None =
 
 def test_online_equals_offline(sample_transactions):
     df = sample_transactions
-    if handbook_expected():
-        assert df.attrs["source"] == "handbook"
     offline = compute_features(df)
     assert list(offline.columns) == FEATURE_NAMES
     outcomes: Counter = Counter()

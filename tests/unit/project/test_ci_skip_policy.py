@@ -17,8 +17,8 @@ import pytest
 def test_helm_missing():
     pytest.skip("helm not found: `fraudpipe dev prepare --with kube`")
 
-def test_data_missing():
-    pytest.skip("handbook data set not found: set FRAUDPIPE_DATA to its transactions.parquet")
+def test_reference_missing():
+    pytest.skip("published handbook data set not found: set FRAUDPIPE_HANDBOOK_REFERENCE to its transactions.parquet")
 
 def test_upstream_crds_missing():
     pytest.skip("upstream CRDs not found at ../shared/upstream-crds: set FRAUDPIPE_UPSTREAM_CRDS")
@@ -73,7 +73,7 @@ def test_under_ci_only_skips_outside_make_test_remain(tmp_path, ci):
     out = _run(tmp_path, ci)
     assert "FAILED test_suite.py::test_helm_missing" in out, out
     assert "skipped under CI, where `make test` must have installed" in out and "fraudpipe dev prepare" in out
-    for allowed in ("test_data_missing", "test_upstream_crds_missing", "test_e2e"):
+    for allowed in ("test_reference_missing", "test_upstream_crds_missing", "test_e2e"):
         assert f"FAILED test_suite.py::{allowed}" not in out, out
     assert "1 failed, 1 passed, 3 skipped, 1 xfailed" in out, out
 

@@ -142,10 +142,10 @@ def model_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def events():
     """Transactions and labels (released a day later), as source rows, with a few bad ones."""
-    from fraudpipeline.data import SimulatorConfig, simulate
+    from fraudpipeline.data.handbook import HandbookConfig, transactions
     from fraudpipeline.replay.events import replay_events
 
-    table = simulate(SimulatorConfig(n_customers=300, n_terminals=400, days=40, seed=3))
+    table = transactions(HandbookConfig(n_customers=300, n_terminals=400, days=40))
     table = table[table["timestamp"] >= "2018-04-20"].head(4000)
     out = []
     for i, e in enumerate(replay_events(table, label_delay_us=86_400_000_000, labels="fraud")):

@@ -1,23 +1,19 @@
-"""The handbook split, the parquet loader's errors and the simulator."""
+"""The handbook split and the parquet loader's errors (the generator: tests/unit/data)."""
 
 from __future__ import annotations
 
-import os
 from datetime import date
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from fraudpipeline.data import (
     DataSetError,
-    SimulatorConfig,
     default_data_paths,
     load_transactions,
     resolve_transactions,
-    simulate,
 )
+from fraudpipeline.data.handbook import HandbookConfig, transactions
 from fraudpipeline.training.split import SplitDates, split
 
 
@@ -50,13 +46,7 @@ def test_split_drops_cards_known_compromised_by_each_test_day():
 
 
 def test_handbook_split_sizes():
-    paths = default_data_paths()
-    if not all(p.exists() for p in paths):
-        shared = Path(__file__).resolve().parents[3].parent / "shared" / "datasets"
-        if os.environ.get("FRAUDPIPE_DATA", "").strip() or shared.is_dir():  # expected: a broken path fails
-            pytest.fail(f"FRAUDPIPE_DATA is set or {shared} exists, but {paths[0]} is missing")
-        pytest.skip(f"handbook data set not found at {paths[0]}: set FRAUDPIPE_DATA or put it in {shared}")
-    df = load_transactions(paths, start="2018-07-25", end="2018-08-15")
+    df = load_transactions(default_data_paths(), start="2018-07-25", end="2018-08-15")
     train, test = split(df, SplitDates(date(2018, 7, 25)))
     # The handbook's Chapter 3 figures.
     assert (len(train), int(df.loc[train, "fraud"].sum())) == (67_240, 598)
@@ -78,11 +68,11 @@ def test_loader_errors_name_the_problem(tmp_path, monkeypatch):
         load_transactions([text])
     monkeypatch.setenv("FRAUDPIPE_DATA", str(tmp_path / "absent.parquet"))
     with pytest.raises(DataSetError, match="absent.parquet"):
-        resolve_transactions(None, simulate_if_missing=False)
+        resolve_transactions(None)
 
 
 def test_loader_reads_several_files_in_time_order(tmp_path):
-    df = simulate(SimulatorConfig(n_customers=50, n_terminals=100, days=10, seed=1))
+    df = transactions(HandbookConfig(n_customers=50, n_terminals=100, days=10))
     half = len(df) // 2
     df.iloc[half:].to_parquet(tmp_path / "b.parquet")
     df.iloc[:half].rename(columns={"timestamp": "TX_DATETIME", "amount": "TX_AMOUNT"}).to_parquet(
@@ -92,24 +82,3 @@ def test_loader_reads_several_files_in_time_order(tmp_path):
     assert back["timestamp"].is_monotonic_increasing
     assert back["timestamp"].min() >= pd.Timestamp("2018-04-02")
     assert len(back) == int((df["timestamp"] >= pd.Timestamp("2018-04-02")).sum())
-
-
-def test_default_path_falls_back_to_the_simulator(monkeypatch, tmp_path):
-    monkeypatch.setenv("FRAUDPIPE_DATA", str(tmp_path / "absent.parquet"))
-    df, source = resolve_transactions(None, start="2018-07-01", end="2018-07-03")
-    assert source.kind == "simulator" and "absent.parquet" in source.description
-    assert df["timestamp"].min() >= pd.Timestamp("2018-07-01") and len(df) > 10_000
-
-
-def test_simulator_is_seedable_and_follows_the_recipe():
-    config = SimulatorConfig(n_customers=400, n_terminals=800, days=60, seed=5)
-    a, b = simulate(config), simulate(config)
-    pd.testing.assert_frame_equal(a, b)
-    assert not a.equals(simulate(SimulatorConfig(n_customers=400, n_terminals=800, days=60, seed=6)))
-    # Scenario 1: every amount above 220 outside the card scenario is fraud.
-    assert (a.loc[(a["amount"] > 220) & (a["fraud_scenario"] != 3), "fraud"] == 1).all()
-    assert set(a["fraud_scenario"].unique()) == {0, 1, 2, 3}
-    hours = a["timestamp"].dt.hour
-    assert abs(hours.mean() - 12) < 0.5  # centred on noon
-    assert a["timestamp"].is_monotonic_increasing and a["transaction_id"].is_unique
-    assert np.isclose(a.groupby("customer_id").size().mean() / 60, 2.0, atol=0.3)  # U(0, 4) tx/day
