@@ -45,6 +45,9 @@ class JobConfig:
     serving_url: str | None = None
     serving_timeout_ms: int = 1000
     threshold: float | None = None
+    # Remote: longest a scoring request is retried before the task fails (and Flink restarts it from
+    # the last checkpoint); well under the checkpoint timeout (Flink's default: 10 min).
+    scoring_max_wait_ms: int = 60_000
     # Tuning; the operator passes none of these, the defaults are the measured choice.
     layout: Layout | None = None  # None: fused at parallelism 1, split above
     buckets: int = 16
@@ -89,6 +92,12 @@ def parser() -> argparse.ArgumentParser:
     a("--model-path", default=None, help="embedded: folder with model.ubj and model.json")
     a("--serving-url", default=None, help="remote: base URL of the scoring service")
     a("--serving-timeout-ms", type=int, default=1000)
+    a(
+        "--scoring-max-wait",
+        default="60s",
+        help="remote: longest a scoring request is retried while the service is down; then the task fails and "
+        "Flink's restart strategy resumes from the last checkpoint. Keep it under the checkpoint timeout.",
+    )
     a("--threshold", type=float, default=None)
     a(
         "--layout",
@@ -142,6 +151,9 @@ def config_from_namespace(ns: argparse.Namespace) -> JobConfig:
     ):
         if value < low:
             raise JobConfigError(f"{flag} {value}: must be at least {low}")
+    scoring_max_wait_ms = duration_ms(ns.scoring_max_wait, "--scoring-max-wait")
+    if scoring_max_wait_ms < 1:
+        raise JobConfigError(f"--scoring-max-wait {ns.scoring_max_wait}: give a positive duration such as 60s")
     if ns.batch_size > 10_000:
         raise JobConfigError(f"--batch-size {ns.batch_size}: the scoring service takes at most 10000 rows a call")
     return JobConfig(
@@ -159,6 +171,7 @@ def config_from_namespace(ns: argparse.Namespace) -> JobConfig:
         serving_url=ns.serving_url.rstrip("/") if ns.serving_url else None,
         serving_timeout_ms=ns.serving_timeout_ms,
         threshold=ns.threshold,
+        scoring_max_wait_ms=scoring_max_wait_ms,
         layout=ns.layout,
         buckets=ns.buckets,
         batch_size=ns.batch_size,

@@ -492,6 +492,7 @@ def _make_scorer(config: JobConfig, metrics: _Metrics):
         config.serving_timeout_ms,
         config.serving_concurrency,
         on_retry=lambda reason: metrics.remote_retries.inc(),
+        max_wait_ms=config.scoring_max_wait_ms,
     )
 
 

@@ -22,7 +22,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fp_flink.config import JobConfig, config_from_namespace, duration_ms, parser
+from fp_flink.config import JobConfig, JobConfigError, config_from_namespace, duration_ms, parser
 
 log = logging.getLogger("fp_flink.local")
 
@@ -35,6 +35,7 @@ class LocalOptions:
     state_dir: Path
     parallelism: int = 1
     checkpoint_interval_ms: int = 5_000
+    checkpoint_timeout_ms: int = 600_000  # Flink's default
     metrics_port: int | None = None  # None: a free port
     connector_jar: str | None = None
     restore: bool = True
@@ -53,6 +54,12 @@ def local_parser() -> argparse.ArgumentParser:
         "--checkpoint-interval",
         default="5s",
         help="alerts become visible to read_committed consumers at each checkpoint (cluster default: 30s)",
+    )
+    g.add_argument(
+        "--checkpoint-timeout",
+        default="10min",
+        help="a checkpoint not complete by then fails the job (which restarts from the last one); "
+        "remote scoring's --scoring-max-wait must be shorter",
     )
     g.add_argument("--metrics-port", type=int, default=None, help="Prometheus reporter port (default: a free one)")
     g.add_argument("--connector-jar", default=None, help="flink-sql-connector-kafka jar (default: cache, or Maven)")
@@ -91,15 +98,24 @@ def local_configuration(opts: LocalOptions, jar: Path):
     conf.set_string("pipeline.jars", jar.resolve().as_uri())
     conf.set_string("parallelism.default", str(opts.parallelism))
     conf.set_string("execution.checkpointing.interval", f"{opts.checkpoint_interval_ms} ms")
+    conf.set_string("execution.checkpointing.timeout", f"{opts.checkpoint_timeout_ms} ms")
     conf.set_string("execution.checkpointing.storage", "filesystem")
     conf.set_string("execution.checkpointing.dir", (state / "checkpoints").as_uri())
     conf.set_string("execution.checkpointing.savepoint-dir", (state / "savepoints").as_uri())
     conf.set_string("execution.checkpointing.externalized-checkpoint-retention", "RETAIN_ON_CANCELLATION")
     conf.set_string("execution.checkpointing.num-retained", "2")
     conf.set_string("state.backend.type", "hashmap")
-    conf.set_string("restart-strategy.type", "fixed-delay")
-    conf.set_string("restart-strategy.fixed-delay.attempts", "3")
-    conf.set_string("restart-strategy.fixed-delay.delay", "2 s")
+    # What a cluster does by default with checkpointing (exponential-delay), with a bound on the
+    # attempts so that a job failing for good ends here (after some 4 minutes) instead of looping:
+    # 1, 2, 4, 8, 16, then 30 s between attempts; ten in a row without 5 minutes of health in between.
+    # A scoring service down for longer than --scoring-max-wait fails the task; each restart
+    # resumes from the last checkpoint, so the job picks up by itself once the service is back.
+    conf.set_string("restart-strategy.type", "exponential-delay")
+    conf.set_string("restart-strategy.exponential-delay.initial-backoff", "1 s")
+    conf.set_string("restart-strategy.exponential-delay.backoff-multiplier", "2.0")
+    conf.set_string("restart-strategy.exponential-delay.max-backoff", "30 s")
+    conf.set_string("restart-strategy.exponential-delay.reset-backoff-threshold", "5 min")
+    conf.set_string("restart-strategy.exponential-delay.attempts-before-reset-backoff", "10")
     conf.set_string(
         "metrics.reporter.prom.factory.class", "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
     )
@@ -216,6 +232,11 @@ def run(config: JobConfig, opts: LocalOptions, show_progress: bool = True) -> di
     from fp_flink.job import build_job, check_model
 
     check_model(config)  # a wrong model is refused before a JVM starts
+    if config.scoring_mode == "remote" and config.scoring_max_wait_ms >= opts.checkpoint_timeout_ms:
+        raise JobConfigError(
+            f"--scoring-max-wait ({config.scoring_max_wait_ms} ms) must be shorter than --checkpoint-timeout "
+            f"({opts.checkpoint_timeout_ms} ms): a task waiting for the scoring service holds every checkpoint"
+        )
     opts.state_dir.mkdir(parents=True, exist_ok=True)
     if opts.metrics_port is None:
         opts = LocalOptions(**{**opts.__dict__, "metrics_port": free_port()})
@@ -363,6 +384,7 @@ def main(argv: list[str]) -> int:
             state_dir=Path(ns.state_dir),
             parallelism=ns.parallelism,
             checkpoint_interval_ms=duration_ms(ns.checkpoint_interval, "--checkpoint-interval"),
+            checkpoint_timeout_ms=duration_ms(ns.checkpoint_timeout, "--checkpoint-timeout"),
             metrics_port=ns.metrics_port,
             connector_jar=ns.connector_jar,
             restore=not ns.no_restore,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import random
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -85,13 +86,20 @@ class EmbeddedScorer:
 class RemoteScorer:
     """POST /score_batch to the scoring service, with bounded concurrency, timeouts and retries.
 
-    A batch is retried with capped exponential backoff until the service answers: while it is
-    down the job stops taking input (back-pressure), it neither drops a transaction nor decides
-    twice (outputs are written only once the answer is in). A 422 for a batch is narrowed down by
-    scoring its rows one by one, so that only the rows the service refuses become dead letters.
+    A request is retried with capped exponential backoff for at most `max_wait_ms` (from its first
+    attempt; plus at most one request timeout for the attempt under way): while the service is
+    down the job takes no input (back-pressure). Beyond that it raises ScoringUnavailable, which
+    fails the task: the waiting happens on the task thread, where no checkpoint can pass, so
+    waiting longer than the checkpoint timeout would only fail every checkpoint. Flink's restart
+    strategy then resumes from the last checkpoint, and the rows not yet decided are scored again
+    (the outputs of the failed attempt are never committed): nothing is dropped, nothing decided
+    twice. A 422 for a batch is narrowed down by scoring its rows one by one, so that only the
+    rows the service refuses become dead letters.
     """
 
     MAX_ROWS = 10_000
+    FIRST_DELAY_S = 0.05
+    MAX_DELAY_S = 5.0
 
     def __init__(
         self,
@@ -102,6 +110,8 @@ class RemoteScorer:
         concurrency: int,
         on_retry: Callable[[str], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        max_wait_ms: int = 60_000,
+        clock: Callable[[], float] = time.monotonic,
     ):
         import urllib3
 
@@ -116,6 +126,9 @@ class RemoteScorer:
         self.concurrency = concurrency
         self.on_retry = on_retry or (lambda reason: None)
         self.sleep = sleep
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.clock = clock
+        self._closed = threading.Event()
         self.service_threshold: float | None = None
 
     @property
@@ -127,9 +140,13 @@ class RemoteScorer:
         return self.service_threshold
 
     def _call(self, method: str, path: str, body: bytes | None = None) -> dict:
-        """One request, retried until the service answers 2xx or a 4xx it means (422 is raised)."""
-        delay = 0.05
+        """One request, retried until the service answers 2xx or a 4xx it means (422 is raised), for
+        at most `max_wait_ms` from the first attempt; then ScoringUnavailable."""
+        delay = self.FIRST_DELAY_S
+        started = self.clock()
+        attempts = 0
         while True:
+            attempts += 1
             try:
                 resp = self.http.request(method, self.url + path, body=body, timeout=self.timeout)
                 if resp.status < 300:
@@ -141,10 +158,20 @@ class RemoteScorer:
                 raise
             except Exception as exc:  # noqa: BLE001 - connection refused, timeout, reset: all retried
                 reason = f"{method} {path}: {type(exc).__name__}: {exc}"
+            waited = self.clock() - started
+            left = self.max_wait_s - waited
+            if left <= 0 or self._closed.is_set():
+                raise ScoringUnavailable(
+                    f"the scoring service at {self.url} did not answer for {waited:.1f} s "
+                    f"({attempts} attempts; --scoring-max-wait {self.max_wait_s:g}s): {reason}. "
+                    "The task fails so that Flink's restart strategy resumes from the last checkpoint; "
+                    "nothing decided is lost and the rows not yet decided are scored again."
+                )
             self.on_retry(reason)
-            log.warning("scoring service unavailable, retrying in %.2f s: %s", delay, reason)
-            self.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 5.0)
+            pause = min(delay * (0.5 + random.random()), left)
+            log.warning("scoring service unavailable, retrying in %.2f s (%.1f s left): %s", pause, left, reason)
+            self.sleep(pause)
+            delay = min(delay * 2, self.MAX_DELAY_S)
 
     def _score_chunk(self, rows: Sequence[Sequence[float]]) -> tuple[list[float], list[bool], str, dict[int, str]]:
         payload = orjson.dumps({"rows": [dict(zip(FEATURE_NAMES, map(float, r))) for r in rows]})
@@ -195,9 +222,14 @@ class RemoteScorer:
         return Scored(probs_arr, decided, tag, threshold, refused)
 
     def close(self) -> None:
+        self._closed.set()  # a request still retrying on the pool gives up at its next failure
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.http.clear()
 
 
 class RowsRefused(ValueError):
     """The scoring service answered 422: the request's rows break its schema."""
+
+
+class ScoringUnavailable(RuntimeError):
+    """The scoring service did not answer within --scoring-max-wait: the task fails and restarts."""
