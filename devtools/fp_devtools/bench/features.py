@@ -14,9 +14,11 @@ import json
 import os
 import pickle
 import time
+from array import array
+from statistics import median
 
 from fraudpipeline.features.definitions import US_PER_DAY, US_PER_HOUR
-from fraudpipeline.features.online import CustomerState, TerminalState
+from fraudpipeline.features.online import _SEP, CustomerState, TerminalState
 
 T0 = 1_532_520_000_000_000  # 2018-07-25T12:00:00Z
 
@@ -68,11 +70,97 @@ def measure(repeat: int = 3, keys: int = 200, days: int = 60, per_day: int = 4) 
     }
 
 
+# ------------------------------------------------------------------ hot keys (issue 24, item 5)
+# One key with n records in its retained history (terminal: 38 days, card: 31 days), built
+# directly from the pickled form (so that the quadratic cost of filling a big state with an
+# O(n) implementation is not paid), then a run of in-order updates at the same rate, each
+# evicting about one record as a real stream does; for the terminal each update also labels the
+# transaction 7 days back. The cost per call is the median over batches, so that other work on
+# the machine moves it less.
+
+HOT_SIZES = (1_000, 10_000, 100_000, 1_000_000)
+
+
+def _hot_state(kind: str, n: int, span_us: int) -> tuple[object, int, int]:
+    """A state holding `n` records evenly spread over `span_us`, its time step and next time."""
+    step = max(1, span_us // n)
+    start = T0
+    times = array("q", range(start, start + n * step, step))
+    ids = _SEP.join(f"h{i}" for i in range(n))
+    if kind == "terminal":
+        frauds = array("b", (1 if i % 50 == 0 else 0 for i in range(n)))
+        state = TerminalState.__new__(TerminalState)
+        state.__setstate__((times.tobytes(), frauds.tobytes(), ids, None))
+    else:
+        amounts = array("d", (round(5 + (i * 7919 % 20_000) / 100, 2) for i in range(n)))
+        state = CustomerState.__new__(CustomerState)
+        state.__setstate__((times.tobytes(), amounts.tobytes(), ids))
+    return state, step, start + n * step
+
+
+def hot_key(kind: str, n: int, calls: int | None = None, batch: int | None = None) -> dict:
+    """Per-call cost (us, median of batches) of `update` (and, for a terminal, `add_label`)."""
+    span = (38 if kind == "terminal" else 31) * US_PER_DAY - US_PER_HOUR
+    state, step, t = _hot_state(kind, n, span)
+    if calls is None:  # enough calls for a steady figure, without hours for an O(n) implementation
+        calls = max(60, min(20_000, 40_000_000 // n))
+    batch = batch or max(10, calls // 20)
+    delay = 7 * US_PER_DAY
+    label_back = delay // step  # the transaction 7 days back, in records
+    i = n
+    update, label = [], []
+    done = 0
+    while done < calls:
+        started = time.perf_counter()
+        if kind == "terminal":
+            for k in range(batch):
+                state.update(t + k * step, f"h{i + k}")
+        else:
+            for k in range(batch):
+                state.update(t + k * step, 12.34 + k % 7, f"h{i + k}")
+        update.append((time.perf_counter() - started) / batch)
+        if kind == "terminal":
+            started = time.perf_counter()
+            for k in range(batch):
+                state.add_label(t + k * step - label_back * step, f"h{i + k - label_back}", k % 2)
+            label.append((time.perf_counter() - started) / batch)
+        t += batch * step
+        i += batch
+        done += batch
+    out = {"kind": kind, "records": n, "kept": len(state), "calls": done, "update_us": round(median(update) * 1e6, 2)}
+    if label:
+        out["add_label_us"] = round(median(label) * 1e6, 2)
+    return out
+
+
+def measure_hot(terminal_sizes=HOT_SIZES, customer_sizes=HOT_SIZES[:3]) -> list[dict]:
+    rows = [hot_key("terminal", n) for n in terminal_sizes]
+    rows += [hot_key("customer", n) for n in customer_sizes]
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--hot",
+        action="store_true",
+        help="hot keys instead: one terminal (1k..1M records in 38 days) and one card (1k..100k in 31 days)",
+    )
+    parser.add_argument("--sizes", type=int, nargs="+", help="with --hot: the terminal sizes (cards: those <= 100k)")
     args = parser.parse_args(argv)
+    if args.hot:
+        sizes = tuple(args.sizes or HOT_SIZES)
+        rows = measure_hot(sizes, tuple(n for n in sizes if n <= 100_000))
+        if args.json:
+            print(json.dumps({"hot": rows, "load_average_1min": round(os.getloadavg()[0], 2)}))
+            return
+        print(f"hot keys, per call, median of batches (load average {os.getloadavg()[0]:.2f}):")
+        for row in rows:
+            extra = f", add_label {row['add_label_us']:>9.2f} us" if "add_label_us" in row else ""
+            print(f"  {row['kind']:8} {row['records']:>9,} records: update {row['update_us']:>9.2f} us{extra}")
+        return
     result = measure(args.repeat)
     if args.json:
         print(json.dumps(result))
