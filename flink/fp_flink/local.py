@@ -106,7 +106,7 @@ def local_configuration(opts: LocalOptions, jar: Path):
     conf.set_string("execution.checkpointing.num-retained", "2")
     conf.set_string("state.backend.type", "hashmap")
     # What a cluster does by default with checkpointing (exponential-delay), with a bound on the
-    # attempts so that a job failing for good ends here (after some 4 minutes) instead of looping:
+    # attempts so that a job failing for good ends (after 3 minutes of pauses) instead of looping:
     # 1, 2, 4, 8, 16, then 30 s between attempts; ten in a row without 5 minutes of health in between.
     # A scoring service down for longer than --scoring-max-wait fails the task; each restart
     # resumes from the last checkpoint, so the job picks up by itself once the service is back.
