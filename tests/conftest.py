@@ -18,7 +18,7 @@ import pytest
 
 from fp_devtools import servers
 from fp_devtools.cache import MissingPrerequisite
-from fp_devtools.process import ServerFailed, log_tail
+from fp_devtools.process import ServerFailed
 
 
 def pytest_configure(config):
@@ -67,7 +67,7 @@ class DevServers:
             try:
                 servers.up([name], self.state_dir)
             except ServerFailed as exc:
-                self.failed[name] = failed_start(name, exc)
+                self.failed[name] = exc.report(name)
                 pytest.fail(self.failed[name], pytrace=False)
             except MissingPrerequisite as exc:
                 if ci_skip_policy.in_ci():
@@ -79,15 +79,6 @@ class DevServers:
     def stop(self) -> None:
         if self.reuse is None and self.started:
             servers.down(self.state_dir, self.started)
-
-
-def failed_start(name: str, exc: ServerFailed) -> str:
-    """Which server did not start, why, and the last lines of its log (once, not in every message)."""
-    server = exc.server or name
-    text = f"the {server} dev server did not start: {exc}"
-    if exc.log is not None and str(exc.log) not in text:
-        text += f"\nlast lines of {exc.log}:\n{log_tail(exc.log)}"
-    return text
 
 
 @pytest.fixture(scope="session")

@@ -87,11 +87,17 @@ def format_storage(java: str, cp: str, cluster_id: str, props: Path, log: Path) 
         )
 
 
-def start(state_dir: Path, port: int | None = None, controller_port: int | None = None) -> dict:
+def start(
+    state_dir: Path,
+    port: int | None = None,
+    controller_port: int | None = None,
+    procs_out: list[subprocess.Popen] | None = None,
+) -> dict:
     """Format storage and start the broker; returns its env.json entries once it answers.
 
     Given the ports of a broker stopped earlier in the same `state_dir`, this restarts that
-    broker with its data (storage already formatted is kept), at the same address.
+    broker with its data (storage already formatted is kept), at the same address. The process
+    is appended to `procs_out` (a caller that watches it for its exit code).
     """
     java = cache.require("java")
     cp = classpath()
@@ -109,6 +115,8 @@ def start(state_dir: Path, port: int | None = None, controller_port: int | None 
     with stopped_on_failure() as procs:
         proc = spawn(argv.kafka_server(java, cp, props), log)
         procs.append(proc)
+        if procs_out is not None:
+            procs_out.append(proc)
         waited = wait_healthy("kafka", proc, lambda: _answers(bootstrap), log, timeout=90)
     return {
         "kafka": {

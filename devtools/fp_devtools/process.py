@@ -20,6 +20,16 @@ class ServerFailed(RuntimeError):
         self.server = server
         self.log = log
 
+    def report(self, name: str) -> str:
+        """Which server did not start (`name` unless the error knows better), why, and its log's end."""
+        text = f"the {self.server or name} dev server did not start: {self}"
+        if self.log is not None and str(self.log) not in text:
+            text += f"\nlast lines of {self.log}:\n{log_tail(self.log)}"
+        first = first_error(self.log) if self.log is not None else None
+        if first and first not in text.splitlines()[-40:]:
+            text += f"\nits first error (above the last lines): {first}"
+        return text
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -32,6 +42,21 @@ def log_tail(path: Path, lines: int = 40) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
+
+
+def first_error(path: Path) -> str | None:
+    """The log's first ERROR or FATAL line with the exception it names: a server that fails prints why
+    first, then pages of its shutdown."""
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for i, line in enumerate(lines):
+        if " ERROR " in line or " FATAL " in line or line.startswith(("ERROR", "FATAL")):
+            after = lines[i + 1] if i + 1 < len(lines) else ""
+            cause = after.strip() if after and not after.startswith(("[", "\t", " ")) else ""
+            return f"{line.strip()} {cause}".strip()
+    return None
 
 
 def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.Popen:

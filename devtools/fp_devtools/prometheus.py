@@ -84,8 +84,9 @@ def config(targets_dir: Path, scrape_interval: str = "5s") -> dict:
     }
 
 
-def start(state_dir: Path, port: int | None = None) -> dict:
-    """Start Prometheus on `port` (a free one when None), its data and targets under `state_dir`."""
+def start(state_dir: Path, port: int | None = None, procs_out: list[subprocess.Popen] | None = None) -> dict:
+    """Start Prometheus on `port` (a free one when None), its data and targets under `state_dir`;
+    the process is appended to `procs_out` (a caller that watches it for its exit code)."""
     bin_dir = binaries()
     home = state_dir / "prometheus"
     for sub in ("targets", "rules", "data"):
@@ -109,6 +110,8 @@ def start(state_dir: Path, port: int | None = None) -> dict:
             cwd=home,
         )
         procs.append(proc)
+        if procs_out is not None:
+            procs_out.append(proc)
         waited = wait_healthy(
             "prometheus", proc, lambda: httpx.get(f"{url}/-/ready", timeout=1).status_code == 200, log, timeout=60
         )

@@ -49,3 +49,30 @@ def test_a_crd_the_api_server_refuses_stops_the_control_plane(tmp_path, monkeypa
         servers.up(["kube"], state)
     assert _processes_under(state) == []
     assert servers.status(state) == {}
+
+
+def test_a_broker_that_cannot_listen_is_named_with_the_end_of_its_log(tmp_path):
+    """What a test using the `kafka` fixture is told when the broker does not start."""
+    import socket
+
+    from fp_devtools import argv, kafka
+    from fp_devtools.cache import MissingPrerequisite
+
+    try:
+        kafka.classpath()
+    except MissingPrerequisite as exc:
+        pytest.skip(f"Kafka's jars cannot be had here: {exc} (`make servers` fetches them)")
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        with pytest.raises(ServerFailed) as failed:
+            kafka.start(tmp_path, port=taken.getsockname()[1], controller_port=argv.free_ports(1)[0])
+    finally:
+        taken.close()
+    report = failed.value.report("kafka")
+    assert failed.value.server == "kafka"
+    assert report.startswith("the kafka dev server did not start")
+    assert f"last lines of {tmp_path / 'logs' / 'kafka.log'}" in report
+    assert "Address already in use" in report, report
+    assert _processes_under(tmp_path) == []
