@@ -73,11 +73,15 @@ class BridgeProducer(KafkaBridgeProducer):
         retries: int = 5,
         max_retry_wait: float = 30.0,
         on_retry: Callable[[str, float], None] | None = None,
+        unreachable_wait: float = 0.0,
     ):
         super().__init__(url.rstrip("/"), timeout)
         self.retries = retries
         self.max_retry_wait = max_retry_wait
         self.on_retry = on_retry
+        # How long a service that does not answer, or answers 503, is asked again (a restart of it or
+        # of its Kafka behind a supervisor); 0: at once for no answer, `retries` times for a 503.
+        self.unreachable_wait = unreachable_wait
         self.session = requests.Session()
 
     def close(self) -> None:
@@ -98,7 +102,10 @@ class BridgeProducer(KafkaBridgeProducer):
     def send_records(self, topic: str, records: Sequence[OutRecord]) -> list[dict[str, Any]]:
         """POST the records; the `offsets` of the answer, one {"partition", "offset"} per record.
 
-        A 503 is retried after its Retry-After (at most `retries` times). Errors raise the
+        A 503 is retried after its Retry-After (at least `retries` times, and for `unreachable_wait`
+        s); no answer at all, every second for up to `unreachable_wait` s (a request cut by a
+        restart may have been written: a pipeline refuses the repeat as a repeated transaction id,
+        a dead letter). Errors raise the
         client's own exceptions: KafkaBridgeTopicNotFoundError (404), ValidationError (400, 413,
         422), KafkaBridgeInternalError (500), RecordsRefused (200 with refused records),
         Unavailable (503 to the end), KafkaBridgeResourceException (anything else).
@@ -106,18 +113,28 @@ class BridgeProducer(KafkaBridgeProducer):
         body = self._body(records)
         url = f"{self._url}/topics/{topic}"
         attempt = 0
+        unavailable_since = None  # the first 503 or unanswered request of this send
         while True:
             try:
                 response = self.session.post(url, json=body, timeout=self._timeout, headers={"Content-Type": BINARY})
             except requests.ConnectionError as exc:
-                raise KafkaBridgeResourceException(f"no answer from {self._url}: {exc}") from None
-            if response.status_code == 503 and attempt < self.retries:
-                attempt += 1
-                wait = min(self.max_retry_wait, float(response.headers.get("Retry-After", "1") or 1))
+                unavailable_since = unavailable_since or time.monotonic()
+                if time.monotonic() - unavailable_since >= self.unreachable_wait:
+                    raise KafkaBridgeResourceException(f"no answer from {self._url}: {exc}") from None
                 if self.on_retry is not None:
-                    self.on_retry(error_message(response), wait)
-                time.sleep(wait)
+                    self.on_retry(f"no answer from {self._url}", 1.0)
+                time.sleep(1.0)
                 continue
+            if response.status_code == 503:
+                unavailable_since = unavailable_since or time.monotonic()
+                within = time.monotonic() - unavailable_since < self.unreachable_wait
+                if attempt < self.retries or within:
+                    attempt += 1
+                    wait = min(self.max_retry_wait, float(response.headers.get("Retry-After", "1") or 1))
+                    if self.on_retry is not None:
+                        self.on_retry(error_message(response), wait)
+                    time.sleep(wait)
+                    continue
             break
         status = response.status_code
         if status == 200:

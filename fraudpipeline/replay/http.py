@@ -5,7 +5,9 @@
 and posted with `kafka-bridge-client` in the binary embedded format, which carries the exact key
 and value bytes: the records land as `KafkaSink` writes them. A batch goes out when full, or when
 its first event has waited `linger_s` (a paced replay stays near real time). A 503 is retried
-after its Retry-After; anything else stops the replay.
+after its Retry-After; once the service has answered, a silence or 503s (it or its Kafka restarted
+by the local mode's supervisor) are waited out for up to `UNREACHABLE_WAIT_S`; anything else stops
+the replay.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import Callable
 
 from fraudpipeline.replay.events import ReplayEvent
 from fraudpipeline.replay.kafka import DeliveryFailed
+
+UNREACHABLE_WAIT_S = 180.0
 
 
 class HttpSink:
@@ -69,6 +73,8 @@ class HttpSink:
             ) from None
         self.acked += len(offsets)
         self.requests += 1
+        # It answered once: a later silence is a restart, not a wrong address.
+        self._producer.unreachable_wait = UNREACHABLE_WAIT_S
 
     def close(self) -> None:
         try:

@@ -46,8 +46,8 @@ def up(
         bool,
         typer.Option(
             "--replay",
-            help="Stream the handbook's test week (or the simulator's) through the ingest API once ready, "
-            "so the page fills at once.",
+            help="Stream the handbook's test week (the regenerated handbook data set, or $FRAUDPIPE_DATA) "
+            "through the ingest API once ready, so the page fills at once.",
         ),
     ] = False,
     rate: Annotated[str, typer.Option(help="--replay's pace: transactions per second, or 'max'.")] = "500",
@@ -278,6 +278,11 @@ def down(
 def _health(comp: dict, client) -> str:
     from fp_local import procs
 
+    supervision = comp.get("supervision") or {}
+    if supervision.get("state") == "failed":
+        return "failed"
+    if supervision.get("state") == "waiting":
+        return "restarting"
     if not procs.alive(comp):
         return "down"
     url = comp.get("health")
@@ -311,6 +316,7 @@ def status_rows(folder: Path) -> tuple[dict, list[dict]]:
             health = _health(comp, client)
             if name == "replay" and health == "down":
                 health = "done"
+            supervision = comp.get("supervision") or {}
             rows.append(
                 {
                     "component": name,
@@ -319,6 +325,9 @@ def status_rows(folder: Path) -> tuple[dict, list[dict]]:
                     "url": comp.get("url") or comp.get("bootstrap"),
                     "log": comp.get("log"),
                     "detail": comp.get("detail"),
+                    "restarts": supervision.get("restarts", 0),
+                    "last_exit": supervision.get("last_exit"),
+                    "log_tail": supervision.get("log_tail"),
                 }
             )
     return record, rows
@@ -336,13 +345,29 @@ def _print_status(folder: Path) -> list[dict]:
         f"state {folder}",
         highlight=False,
     )
-    table = Table("component", "health", "pid", "url", "what")
-    colors = {"ok": "green", "done": "green", "starting": "yellow", "down": "red"}
+    table = Table("component", "health", "pid", "restarts", "last exit", "url")
+    colors = {"ok": "green", "done": "green", "starting": "yellow", "restarting": "yellow"}
+    colors.update(down="red", failed="red")
     for r in rows:
+        last = r["last_exit"] or {}
+        when = time.strftime("%H:%M:%S", time.localtime(last["at"])) if last.get("at") else ""
         table.add_row(
-            r["component"], f"[{colors[r['health']]}]{r['health']}[/]", str(r["pid"]), r["url"] or "", r["detail"] or ""
+            r["component"],
+            f"[{colors[r['health']]}]{r['health']}[/]",
+            str(r["pid"]),
+            str(r["restarts"] or 0),
+            f"{last.get('short', '')} {when}".strip(),
+            r["url"] or "",
         )
     out.print(table)
+    for r in rows:
+        if r["health"] == "failed":
+            out.print(
+                f"[red]{r['component']} keeps dying and is not restarted[/] (`fraudpipe up` starts it again); "
+                f"the last lines of {r['log']}:",
+                highlight=False,
+            )
+            out.print(r["log_tail"] or "", highlight=False, markup=False)
     out.print(f"logs: {folder / 'logs'}/<component>.log", highlight=False)
     return rows
 
@@ -364,7 +389,8 @@ def status(
     state_dir: StateDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the components as JSON.")] = False,
 ) -> None:
-    """Each component of the local pipeline: its health, pid, URL and log. Exit 3 if one is down."""
+    """Each component of the local pipeline: its health, pid, restarts, last exit, URL and log. Exit 3 if one
+    is down or given up on."""
 
     console = _console()
     folder, record = _state_of(console, state_dir, pipeline_file)
@@ -390,7 +416,7 @@ def status(
         )
     else:
         rows = _print_status(folder)
-    if any(r["health"] == "down" for r in rows):
+    if any(r["health"] in ("down", "failed") for r in rows):
         raise typer.Exit(3)
 
 

@@ -35,6 +35,7 @@ class Ports:
     serving: int
     flink_metrics: int
     ui: int
+    prometheus: int = 0  # 0: any free port (a record from before Prometheus had a fixed one)
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)

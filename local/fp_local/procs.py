@@ -21,14 +21,40 @@ import psutil
 
 from fp_devtools.process import spawn
 
+# Set in every process the local mode spawns, and so inherited by all it starts in turn: BentoML's
+# workers start sessions of their own (and keep the listening socket), out of reach of the group.
+OWNER_ENV = "FRAUDPIPE_LOCAL_OWNER"
 
-def start(argv: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None) -> dict:
-    """Spawn `argv` in its own session; returns its record: pid, start time, log, command."""
+
+def start(
+    argv: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path | None = None, owner: str | None = None
+) -> dict:
+    """Spawn `argv` in its own session; returns its record: pid, start time, log, command, owner mark."""
+    if owner is not None:
+        env = {**(env if env is not None else os.environ), OWNER_ENV: owner}
     proc = spawn(argv, log, env=env, cwd=cwd)
-    return {"pid": proc.pid, "started": _start_time(proc.pid), "log": str(log), "argv": argv, "_proc": proc}
+    rec = {"pid": proc.pid, "started": start_time(proc.pid), "log": str(log), "argv": argv, "_proc": proc}
+    if owner is not None:
+        rec["owner"] = owner
+    return rec
 
 
-def _start_time(pid: int) -> float | None:
+def marked(owner: str) -> list[psutil.Process]:
+    """Live processes carrying `owner` in their environment (those a component left, whatever their session)."""
+    out = []
+    me = os.getpid()
+    for proc in psutil.process_iter(["pid", "status"]):
+        try:
+            if proc.pid == me or proc.info["status"] == psutil.STATUS_ZOMBIE:
+                continue
+            if proc.environ().get(OWNER_ENV) == owner:
+                out.append(proc)
+        except psutil.Error:
+            continue
+    return out
+
+
+def start_time(pid: int) -> float | None:
     try:
         return psutil.Process(pid).create_time()
     except psutil.Error:
@@ -83,7 +109,8 @@ def _wait(predicate, timeout: float) -> bool:
 
 
 def stop(rec: dict, timeout: float = 30.0) -> list[str]:
-    """Stop a recorded process and its group; returns what had to be forced (empty: a clean stop)."""
+    """Stop a recorded process, its group and whatever carries its owner mark; returns what had to be
+    forced (empty: a clean stop)."""
     pid = rec.get("pid")
     if not pid:
         return []
@@ -97,10 +124,11 @@ def stop(rec: dict, timeout: float = 30.0) -> list[str]:
         if not _wait(lambda: not _ours(rec), timeout):
             forced.append(f"pid {pid} did not stop within {timeout:.0f} s of SIGTERM")
         _reap(pid)
-    elif rec.get("started") is not None and not group_members(pid):
-        return []
+        group = True
+    else:
+        group = rec.get("started") is None or bool(group_members(pid))
     for sig, wait in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
-        members = group_members(pid)
+        members = group_members(pid) if group else []
         if not members:
             break
         if sig == signal.SIGKILL:
@@ -111,7 +139,36 @@ def stop(rec: dict, timeout: float = 30.0) -> list[str]:
             break
         _wait(lambda: not group_members(pid), wait)
     _reap(pid)
+    if rec.get("owner"):
+        forced += _stop_marked(rec["owner"])
     return forced
+
+
+def _stop_marked(owner: str) -> list[str]:
+    left = marked(owner)
+    if not left:
+        return []
+    for proc in left:
+        try:
+            proc.terminate()
+        except psutil.Error:
+            pass
+    _, alive_ = psutil.wait_procs(left, timeout=5.0)
+    for proc in alive_:
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(alive_, timeout=5.0)
+    return [f"stopped {len(left)} process(es) left by {owner.rsplit(':', 1)[-1]} outside its group"]
+
+
+def tail(log: str | Path, lines: int = 20) -> str:
+    """The last lines of a component's log (what `status` shows of one that keeps dying)."""
+    try:
+        return "\n".join(Path(log).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return f"(no log at {log})"
 
 
 def port_listening(port: int, host: str = "127.0.0.1") -> bool:

@@ -1,17 +1,18 @@
 """`fraudpipe up` and `fraudpipe down`: start a FraudPipeline's processes on this machine, stop them.
 
 Up: check every prerequisite first (nothing starts while one is missing), fetch what is not cached
-(Kafka's jars, the Flink connector, Prometheus), find or train the model, then start Kafka, create
-the topics, start Prometheus, the model service, the ingest API and the streaming job together,
-and the page's server last; each process is written to `local.json` as soon as it is spawned, so a
-failure half-way (or a Ctrl-C) stops exactly what had started. Down stops them in order: the input
-first, the job (it takes a savepoint while Kafka still runs), Kafka last, and checks that every
-port is free again.
+(Kafka's jars, the Flink connector, Prometheus), find or train the model, then start the supervisor
+(fp_local.supervisor), which starts Kafka with the topics, Prometheus, the model service, the
+ingest API, the streaming job and the page, and starts again any of them that dies; `up` waits
+until each is ready. Each process is written to `local.json` as soon as it is spawned, so a failure
+half-way (or a Ctrl-C) stops exactly what had started. On a pipeline that runs in part (a component
+given up on, or the supervisor gone), `up` starts what is missing and leaves the rest running.
+Down stops them in order: the supervisor first, the input, the job (it takes a savepoint while
+Kafka still runs), Kafka last, and checks that every port is free again.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -23,13 +24,21 @@ from typing import Any
 
 from rich.console import Console
 
-from fp_local import modelstore, plan, preflight, procs, state, topics
+from fp_local import components, modelstore, plan, preflight, procs, state
 from fraudpipeline.spec import FraudPipeline
 
 DEFAULT_UI_PORT = 8090
 DEFAULT_REPLAY_RATE = "500"
-STOP_TIMEOUT_S = {"stream": 150.0, "kafka": 60.0}
-HEALTH_TIMEOUT_S = {"ingest": 90.0, "serving": 240.0, "stream": 300.0, "ui": 60.0}
+STOP_TIMEOUT_S = {"stream": 150.0, "kafka": 60.0, "supervisor": 100.0}
+# Kafka and Prometheus are waited for by the supervisor's start; up waits for them in the record.
+HEALTH_TIMEOUT_S = {
+    "kafka": 180.0,
+    "prometheus": 120.0,
+    "ingest": 90.0,
+    "serving": 240.0,
+    "stream": 300.0,
+    "ui": 60.0,
+}
 
 
 class UpFailed(RuntimeError):
@@ -63,11 +72,29 @@ def _public(record: dict) -> dict:
 
 
 def _save(state_dir: Path, record: dict) -> None:
-    state.write(state_dir, _public(record))
+    """Up's part of local.json: everything but the components, which the supervisor writes."""
+    mine = {k: v for k, v in _public(record).items() if k != "components"}
+    state.update(state_dir, lambda current: current.update(mine))
 
 
 def running_components(record: dict) -> dict[str, dict]:
     return {n: c for n, c in (record.get("components") or {}).items() if procs.alive(c)}
+
+
+def missing_components(p: FraudPipeline, record: dict) -> list[str]:
+    """What should run and does not: not running, or given up on by the supervisor."""
+    wanted = ["supervisor", *(n for n in components.START_ORDER if n not in _skipped(p))]
+    comps = record.get("components") or {}
+    return [
+        n
+        for n in wanted
+        if not (comps.get(n) and procs.alive(comps[n]))
+        or ((comps[n].get("supervision") or {}).get("state") == "failed")
+    ]
+
+
+def _skipped(p: FraudPipeline) -> set[str]:
+    return {"serving", "stream"} if p.spec.suspend else set()
 
 
 # -------------------------------------------------------------------------------------------- down
@@ -89,10 +116,13 @@ def down(state_dir: Path, console: Console | None = None) -> dict[str, Any]:
                 forced += [f"{name}: {f}" for f in procs.stop(comp, STOP_TIMEOUT_S.get(name, 30.0))]
             stopped.append(name)
     busy = _busy_ports(record)
-    record["components"] = {}
-    record["stopped_at"] = time.time()
+
+    def stopped_now(current: dict) -> None:
+        current["components"] = {}
+        current["stopped_at"] = time.time()
+
     if record:
-        state.write(state_dir, record)
+        state.update(state_dir, stopped_now)
     return {"stopped": stopped, "forced": forced, "ports_still_in_use": busy}
 
 
@@ -103,6 +133,7 @@ _PORTS_OF = {
     "serving": ("serving",),
     "stream": ("flink_metrics",),
     "ui": ("ui",),
+    "prometheus": ("prometheus",),
 }
 
 
@@ -148,18 +179,23 @@ class Up:
 
     def _record_component(self, name: str, comp: dict) -> None:
         self.record.setdefault("components", {})[name] = comp
-        _save(self.state_dir, self.record)
+        public = {k: v for k, v in comp.items() if not k.startswith("_")}
+        state.update(self.state_dir, lambda current: current.setdefault("components", {}).__setitem__(name, public))
 
     # -- steps
     def ports(self, previous: dict) -> plan.Ports:
-        """The spec's bridge port, the page's port, and the ports of the last run where still free."""
-        from fp_devtools.process import free_port
+        """The spec's bridge port, the page's port, and the ports of the last run where still free.
+
+        Fixed for the pipeline's life: a component the supervisor starts again listens where it did."""
+        from fp_devtools.argv import free_ports
+
+        spare = iter(free_ports(6))
 
         def reuse(key: str) -> int:
             port = previous.get(key)
-            return port if port and procs.port_free(port) else free_port()
+            return port if port and procs.port_free(port) else next(spare)
 
-        ui = self.opts.ui_port or previous.get("ui") or free_port()
+        ui = self.opts.ui_port or previous.get("ui") or next(spare)
         return plan.Ports(
             kafka=reuse("kafka"),
             kafka_controller=reuse("kafka_controller"),
@@ -167,6 +203,7 @@ class Up:
             serving=reuse("serving"),
             flink_metrics=reuse("flink_metrics"),
             ui=ui,
+            prometheus=reuse("prometheus"),
         )
 
     def check(self, ports: plan.Ports) -> list[preflight.Problem]:
@@ -221,7 +258,8 @@ class Up:
         if not modelstore.in_store(home, tag):
             self.say(
                 f"model [bold]{tag}[/bold] is not in the BentoML store at {home}: training it now on "
-                "the handbook data (or the simulator) with `fraudpipe train --quick`, usually under a minute"
+                "the handbook data (regenerated on first use, about 10 s) with `fraudpipe train --quick`, "
+                "usually under a minute"
             )
             started = time.monotonic()
             summary = modelstore.train(tag, home, export_dir, self.logs / "train.json")
@@ -247,162 +285,73 @@ class Up:
             "threshold_source": "spec" if spec_threshold is not None else "model",
         }
 
-    def start_kafka(self, ports: plan.Ports) -> str:
-        from fp_devtools import kafka
-
-        with self.console.status("starting Kafka ..."):
-            env = kafka.start(self.state_dir, port=ports.kafka, controller_port=ports.kafka_controller)
-        pid = env["pids"]["kafka"]
-        bootstrap = env["kafka"]["bootstrap"]
-        self._record_component(
-            "kafka",
-            {
-                "pid": pid,
-                "started": procs._start_time(pid),
-                "log": env["logs"]["kafka"],
-                "bootstrap": bootstrap,
-                "url": None,
-                "detail": f"Kafka {env['kafka']['version']} (KRaft), data in {self.state_dir / 'kafka' / 'data'}",
-            },
-        )
-        self._mark("kafka")
-        return bootstrap
-
-    def start_prometheus(self, ports: plan.Ports) -> None:
-        from fp_devtools import prometheus
-
-        home = self.state_dir / "prometheus"
-        for sub in ("targets", "rules"):
-            (home / sub).mkdir(parents=True, exist_ok=True)
-        for name, targets in plan.scrape_targets(self.p, ports).items():
-            if name == "model" and self.p.spec.suspend:
-                continue
-            (home / "targets" / f"{name}.json").write_text(json.dumps(targets, indent=2) + "\n")
-        rules = home / "rules" / "fraudpipeline.yaml"
-        import yaml
-
-        rules.write_text(
-            "# The operator's alert rules (fp_operator.builders.monitoring), written by `fraudpipe up`.\n"
-            + yaml.safe_dump(plan.alert_rules(self.p), sort_keys=False)
-        )
-        with self.console.status("starting Prometheus ..."):
-            env = prometheus.start(self.state_dir)
-        check = procs.run_quiet([env["tools"]["promtool"], "check", "rules", str(rules)])
-        if check.returncode != 0:
-            self.say(
-                f"[yellow]note:[/] promtool refuses the operator's rules, not loaded: {check.stdout}{check.stderr}"
-            )
-            rules.rename(rules.with_suffix(".refused"))
-        pid = env["pids"]["prometheus"]
-        url = env["prometheus"]["url"]
-        self._record_component(
-            "prometheus",
-            {
-                "pid": pid,
-                "started": procs._start_time(pid),
-                "log": env["logs"]["prometheus"],
-                "url": url,
-                "port": int(url.rsplit(":", 1)[1]),
-                "health": f"{url}/-/ready",
-                "detail": "scrapes the job, the model service and the ingest API; the operator's alert rules",
-            },
-        )
-        self.record["prometheus_jobs"] = {
-            name: t[0]["labels"]["job"] for name, t in plan.scrape_targets(self.p, ports).items()
-        }
-        self._mark("prometheus")
-
     def spawn(self, name: str, argv: list[str], env: dict | None = None, **extra: Any) -> dict:
         comp = procs.start(argv, self.logs / f"{name}.log", env=env, cwd=self.state_dir)
         comp.update(extra)
         self._record_component(name, comp)
         return comp
 
-    def start_services(self, ports: plan.Ports, bootstrap: str, model: dict) -> None:
-        p = self.p
-        serving_url = f"http://127.0.0.1:{ports.serving}"
-        ingest_url = f"http://127.0.0.1:{ports.ingest}"
-        stream_dir = self.state_dir / "stream"
-        if not p.spec.suspend:
-            self.spawn(
-                "serving",
-                plan.serving_command(ports.serving),
-                env=plan.serving_env(p, dict(os.environ), Path(model["bentoml_home"])),
-                url=serving_url,
-                health=f"{serving_url}/readyz",
-                detail=f"bentoml serve, {model['tag']}, {p.spec.model.workers} worker(s)",
-            )
+    def start_supervisor(self) -> None:
+        """The supervisor starts every component and keeps them running (fp_local.supervisor)."""
         self.spawn(
-            "ingest",
-            plan.ingest_command(self.opts.pipeline_file.resolve(), bootstrap, ports.ingest),
-            url=ingest_url,
-            health=f"{ingest_url}/readyz",
-            detail="Strimzi Kafka Bridge produce API + /v1/transactions, /v1/labels",
-        )
-        if not p.spec.suspend:
-            self.spawn(
-                "stream",
-                plan.stream_command(
-                    p,
-                    bootstrap,
-                    Path(model["export"]),
-                    serving_url,
-                    stream_dir,
-                    ports.flink_metrics,
-                    self.parallelism,
-                ),
-                url=None,
-                metrics_port=ports.flink_metrics,
-                state_dir=str(stream_dir),
-                detail=f"PyFlink mini-cluster, {p.spec.stream.scoring.mode} scoring, checkpoints every "
-                f"{p.spec.stream.checkpoint_interval} in {stream_dir}",
-            )
-        self.spawn(
-            "ui",
-            [plan.PYTHON, "-m", "fp_local.monitor", "--state-dir", str(self.state_dir), "--port", str(ports.ui)],
-            url=f"http://127.0.0.1:{ports.ui}",
-            health=f"http://127.0.0.1:{ports.ui}/healthz",
-            detail="the live page",
+            "supervisor",
+            [plan.PYTHON, "-m", "fp_local.supervisor", "--state-dir", str(self.state_dir)],
+            url=None,
+            detail="starts the components, and again any that dies (with back-off); log: logs/supervisor.log",
         )
 
     def wait_ready(self) -> None:
+        """Until every component the supervisor starts is ready; fail with its log when one cannot start."""
         import httpx
 
-        from fp_devtools.process import ServerFailed, wait_healthy
+        from fp_local.monitor import flink_rest_url, running_job
 
-        comps = self.record["components"]
+        def ready(comp: dict) -> bool:
+            if comp.get("bootstrap"):  # Kafka: its start waited until it answered
+                return procs.port_listening(int(comp["bootstrap"].rsplit(":", 1)[1]))
+            if comp.get("metrics_port"):  # the job: every task runs (before that, no checkpoint is triggered)
+                rest = flink_rest_url(Path(comp["state_dir"]))
+                jobs = httpx.get(f"{rest}/jobs/overview", timeout=2).json()["jobs"] if rest else []
+                return running_job(jobs) is not None
+            return httpx.get(comp["health"], timeout=2).status_code == 200
 
-        def http_ok(url: str) -> Callable[[], bool]:
-            return lambda: httpx.get(url, timeout=2).status_code == 200
-
-        def job_running(stream_dir: Path) -> Callable[[], bool]:
-            """Every task of the job runs (before that, checkpoints cannot even be triggered)."""
-            from fp_local.monitor import flink_rest_url, running_job
-
-            def check() -> bool:
-                rest = flink_rest_url(stream_dir)
-                if rest is None:
-                    return False
-                if running_job(httpx.get(f"{rest}/jobs/overview", timeout=2).json()["jobs"]) is None:
-                    return False
-                comps["stream"]["url"] = rest  # Flink's web UI
-                return True
-
-            return check
-
-        order = [n for n in ("ingest", "serving", "stream", "ui") if n in comps]
-        for name in order:
-            comp = comps[name]
-            check = job_running(Path(comp["state_dir"])) if name == "stream" else http_ok(comp["health"])
+        supervisor = self.record["components"]["supervisor"]
+        wanted = [n for n in ("kafka", "prometheus", "ingest", "serving", "stream", "ui") if n not in _skipped(self.p)]
+        for name in wanted:
             started = time.monotonic()
             with self.console.status(f"waiting for {name} ..."):
-                try:
-                    wait_healthy(name, comp["_proc"], check, Path(comp["log"]), timeout=HEALTH_TIMEOUT_S[name])
-                except ServerFailed as exc:
-                    raise UpFailed(str(exc)) from None
+                comp = self._wait_component(name, supervisor, ready, started + HEALTH_TIMEOUT_S[name])
             self._mark(name)
-            _save(self.state_dir, self.record)
             self.say(f"[green]✓[/green] {name} ready ({time.monotonic() - started:.0f} s)")
+            for line in comp.get("topics") or []:
+                self.say(f"[dim]topic {line}[/dim]")
+            if comp.get("rules_refused"):
+                self.say(f"[yellow]note:[/] {comp['rules_refused']}")
+        self.record["components"] = state.read(self.state_dir).get("components") or {}
+
+    def _wait_component(self, name: str, supervisor: dict, ready: Callable[[dict], bool], deadline: float) -> dict:
+        """Poll local.json and the component until it is ready; UpFailed when it cannot be."""
+        while True:
+            comp = (state.read(self.state_dir).get("components") or {}).get(name) or {}
+            supervision = comp.get("supervision") or {}
+            log = comp.get("log") or str(self.logs / f"{name}.log")
+            if supervision.get("state") == "failed":
+                last = (supervision.get("last_exit") or {}).get("text", "")
+                raise UpFailed(
+                    f"{name} could not be started ({last}); the last lines of {log}:\n{supervision.get('log_tail', '')}"
+                )
+            if not procs.alive(supervisor):
+                sup_log = self.logs / "supervisor.log"
+                raise UpFailed(f"the supervisor exited; the last lines of {sup_log}:\n{procs.tail(sup_log)}")
+            if supervision.get("state") == "running" and procs.alive(comp):
+                try:
+                    if ready(comp):
+                        return comp
+                except Exception:  # noqa: BLE001 - not answering yet
+                    pass
+            if time.monotonic() > deadline:
+                raise UpFailed(f"{name} not ready in time; the last lines of {log}:\n{procs.tail(log)}")
+            time.sleep(0.3)
 
     def start_replay(self, ports: plan.Ports) -> None:
         if self.record.get("replayed"):
@@ -435,7 +384,10 @@ class Up:
         previous = state.read(self.state_dir)
         running = running_components(previous)
         if running:
-            raise AlreadyRunning(self.state_dir, running)
+            missing = missing_components(p, previous)
+            if not missing:
+                raise AlreadyRunning(self.state_dir, running)
+            return self.resume(previous, missing)
         if previous.get("components"):
             down(self.state_dir, self.console)  # leftovers of a run that crashed
         ports = self.ports(previous.get("ports") or {})
@@ -464,16 +416,11 @@ class Up:
             "parallelism": self.parallelism,
             "components": {},
         }
-        _save(self.state_dir, self.record)
+        state.write(self.state_dir, _public(self.record))
         self.prepare()
         self.record["model"] = self.model()
         _save(self.state_dir, self.record)
-        bootstrap = self.start_kafka(ports)
-        for line in topics.ensure(bootstrap, plan.topics(p)):
-            self.say(f"[dim]topic {line}[/dim]")
-        self._mark("topics")
-        self.start_prometheus(ports)
-        self.start_services(ports, bootstrap, self.record["model"])
+        self.start_supervisor()
         self.wait_ready()
         self.record["ready_at"] = time.time()
         self.record["timings_s"] = self.timings
@@ -481,6 +428,25 @@ class Up:
         if self.opts.replay:
             self.start_replay(ports)
         return ports
+
+    def resume(self, previous: dict, missing: list[str]) -> plan.Ports:
+        """A pipeline that runs in part: a new supervisor adopts what runs and starts what is missing."""
+        self.say(
+            f"[yellow]{', '.join(missing)} not running[/]: starting what is missing; the rest keeps running "
+            f"(state {self.state_dir})"
+        )
+        comps = previous.get("components") or {}
+        if comps.get("supervisor") and procs.alive(comps["supervisor"]):
+            procs.stop(comps["supervisor"], STOP_TIMEOUT_S["supervisor"])
+        self.record = dict(previous)
+        self.parallelism = int(previous.get("parallelism") or 1)
+        self.record["up_pid"] = os.getpid()
+        _save(self.state_dir, self.record)
+        self.start_supervisor()
+        self.wait_ready()
+        self.record["ready_at"] = time.time()
+        _save(self.state_dir, self.record)
+        return plan.Ports(**previous["ports"])
 
 
 class AlreadyRunning(RuntimeError):

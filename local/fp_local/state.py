@@ -7,15 +7,19 @@ which `down`, `status` and `alerts` read.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(".fraudpipe/local")
 RECORD = "local.json"
-# Stop order: the input first, the job (its savepoint needs Kafka) before Kafka, Kafka last.
-STOP_ORDER = ("replay", "ui", "ingest", "stream", "serving", "prometheus", "kafka")
+# Stop order: the supervisor first (or it would start again what is being stopped), then the input,
+# the job (its savepoint needs Kafka) before Kafka, Kafka last.
+STOP_ORDER = ("supervisor", "replay", "ui", "ingest", "stream", "serving", "prometheus", "kafka")
 
 
 class StateError(RuntimeError):
@@ -47,6 +51,28 @@ def write(state_dir: Path, record: dict[str, Any]) -> None:
     tmp = p.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=2, sort_keys=True, default=str) + "\n")
     os.replace(tmp, p)
+
+
+@contextmanager
+def _locked(state_dir: Path) -> Iterator[None]:
+    """`up`, the supervisor and `down` each change local.json: one at a time, whole records only."""
+    lock = Path(state_dir) / (RECORD + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def update(state_dir: Path, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Read local.json, apply `change` to it and write it back, under the record's lock."""
+    with _locked(state_dir):
+        record = read(state_dir)
+        change(record)
+        write(state_dir, record)
+        return record
 
 
 def resolve(state_dir: Path | None, pipeline_file: Path | None) -> Path:

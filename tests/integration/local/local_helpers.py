@@ -34,6 +34,11 @@ spec:
     image: ghcr.io/frauddetect/fraudpipeline-flink:0.1.0
     checkpointInterval: {checkpoint}
 """
+# Every scored transaction also on a scores topic: what accounts for each input.
+SCORES = """\
+    topics:
+      scores: {{name: fraud.{name}.scores}}
+"""
 
 
 def local_env(bentoml_home: Path) -> dict[str, str]:
@@ -128,9 +133,37 @@ class Local:
         return "\n".join(out)
 
 
-def write_pipeline(path: Path, name: str, port: int, checkpoint: str = "2s", tag: str = MODEL_TAG) -> Path:
-    path.write_text(PIPELINE.format(name=name, port=port, tag=tag, checkpoint=checkpoint))
+def write_pipeline(
+    path: Path, name: str, port: int, checkpoint: str = "2s", tag: str = MODEL_TAG, scores: bool = False
+) -> Path:
+    text = PIPELINE.format(name=name, port=port, tag=tag, checkpoint=checkpoint)
+    if scores:
+        text = text.replace("    bridge: {", SCORES.format(name=name) + "    bridge: {", 1)
+    path.write_text(text)
     return path
+
+
+def offline_alerts(export_dir: str | Path, start, count: int) -> set[str]:
+    """The offline model's decisions on the first `count` transactions from `start` (features offline)."""
+    from datetime import timedelta
+
+    import numpy as np
+
+    from fraudpipeline.data import resolve_transactions
+    from fraudpipeline.features.offline import compute_features
+    from fraudpipeline.model import load_export
+
+    table, _ = resolve_transactions(None, start, start + timedelta(days=7))
+    table = table.iloc[:count]
+    booster, meta = load_export(Path(export_dir))
+    probs = booster.inplace_predict(compute_features(table).to_numpy(dtype=np.float32))
+    return {tx_id(table["transaction_id"].iloc[i]) for i in np.flatnonzero(probs >= meta.threshold)}
+
+
+def tx_id(value) -> str:
+    import numpy as np
+
+    return str(int(value)) if isinstance(value, (int, np.integer)) else str(value)
 
 
 def transaction(tx_id: str, timestamp: str, card: str, terminal: str, amount: float) -> str:

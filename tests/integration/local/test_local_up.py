@@ -16,12 +16,11 @@ import shutil
 import subprocess
 import threading
 import time
-from datetime import date, timedelta
+from datetime import date
 
 import httpx
-import numpy as np
 import pytest
-from local_helpers import ARTIFACTS, FRAUDPIPE, REPO, Local, transaction, write_pipeline
+from local_helpers import ARTIFACTS, FRAUDPIPE, REPO, Local, offline_alerts, transaction, write_pipeline
 
 from fp_devtools.process import free_port
 
@@ -49,23 +48,6 @@ def local(env, tmp_path_factory):
             lp.run("down", "--state-dir", str(lp.state_dir), timeout=300, check=False)
 
 
-def _tx_id(value) -> str:
-    return str(int(value)) if isinstance(value, (int, np.integer)) else str(value)
-
-
-def _offline_alerts(export_dir) -> set[str]:
-    """The offline model's decisions on the replayed transactions (features computed offline)."""
-    from fraudpipeline.data import resolve_transactions
-    from fraudpipeline.features.offline import compute_features
-    from fraudpipeline.model import load_export
-
-    table, _ = resolve_transactions(None, REPLAY_FROM, REPLAY_FROM + timedelta(days=7))
-    table = table.iloc[:REPLAYED]
-    booster, meta = load_export(export_dir)
-    probs = booster.inplace_predict(compute_features(table).to_numpy(dtype=np.float32))
-    return {_tx_id(table["transaction_id"].iloc[i]) for i in np.flatnonzero(probs >= meta.threshold)}
-
-
 def test_up_trains_the_missing_model_tag_and_runs_every_component(local):
     record = local.record
     assert record["model"]["tag"] == "fraud-xgb:itlocal" and record["model"]["trained_now"] is True
@@ -78,6 +60,7 @@ def test_up_trains_the_missing_model_tag_and_runs_every_component(local):
         "ingest": "ok",
         "stream": "ok",
         "ui": "ok",
+        "supervisor": "ok",
     }
     # The spec's settings reached each process.
     model = httpx.get(f"{record['components']['serving']['url']}/v1/model", timeout=5).json()
@@ -102,7 +85,7 @@ def test_up_trains_the_missing_model_tag_and_runs_every_component(local):
 
 
 def test_replay_commits_exactly_the_offline_models_alerts(local):
-    expected = _offline_alerts(local.record["model"]["export"])
+    expected = offline_alerts(local.record["model"]["export"], REPLAY_FROM, REPLAYED)
     assert len(expected) > 20
     deadline = time.monotonic() + 600
     while True:
@@ -190,11 +173,6 @@ class _Follow:
 
 
 def test_readme_demo_normal_purchases_raise_nothing_a_fraud_raises_an_alert(local):
-    from fraudpipeline.data import default_data_paths
-
-    if not all(p.exists() for p in default_data_paths()):
-        # Without it `up` trains on the simulator, whose model did not flag the demo's fraud in a run.
-        pytest.skip("README's demo is written for the model trained on the handbook data: set FRAUDPIPE_DATA")
     demo = REPO / "docs" / "demo"
     follow = _Follow(local)
     try:
