@@ -34,7 +34,14 @@ from pyflink.datastream.time_domain import TimeDomain
 
 from fp_flink import records
 from fp_flink.config import JobConfig
-from fraudpipeline.features.online import CustomerState, RecordRefused, StreamClock, TerminalState, feature_vector
+from fraudpipeline.features.online import (
+    LATENESS_US,
+    CustomerState,
+    RecordRefused,
+    StreamClock,
+    TerminalState,
+    feature_vector,
+)
 from fraudpipeline.transactions import InvalidRecordError, parse_label, transaction_fields
 
 log = logging.getLogger("fp_flink")
@@ -50,6 +57,7 @@ COMPACT_EVERY = 100_000
 TX = 0  # (TX, value, cid, tid, tx_id, t_us, amount, source, arrived_at, c6 | None): c6 from the card step
 LABEL = 1  # (LABEL, tid, t_us, tx_id, fraud)
 CARD = 2  # split layout, card step: (CARD, cid, t_us, amount, tx_id)
+CLEANUP = 3  # (CLEANUP, now_us): the keys expired at now_us were cleared here; a restore clears them too
 
 BYTES = Types.PRIMITIVE_ARRAY(Types.BYTE())
 KEYED_RECORD = Types.ROW_NAMED(["key", "value"], [BYTES, BYTES])
@@ -85,6 +93,7 @@ class _Metrics:
         self.labels = group.counter("labels")
         self.labels_pending = group.counter("labels_pending")
         self.labels_too_old = group.counter("labels_too_old")
+        self.labels_dropped = group.counter("labels_dropped")
         self.keys_cleared = group.counter("keys_cleared")
         if scoring:
             self.scored = group.counter("scored")
@@ -160,16 +169,38 @@ class _BucketStates:
                     _, tid, t_us, tx_id, fraud = entry
                     terminals.setdefault(tid, TerminalState()).add_label(t_us, tx_id, fraud)
                     changed_t.add(tid)
+                elif kind == CLEANUP:
+                    self.clear_expired(bucket, entry[1])
+                    continue  # not an event: the clock does not move
                 else:
                     _, cid, t_us, amount, tx_id = entry
                     customers.setdefault(cid, CustomerState()).update(t_us, amount, tx_id)
                     changed_c.add(cid)
-            except RecordRefused:
-                pass  # already in the snapshot: replaying is idempotent by transaction id
+            except RecordRefused as exc:
+                # The log holds only what the states accepted, replayed onto the snapshot they were
+                # accepted onto: a refusal here means the two disagree. A transaction still waiting
+                # is not dropped: it leaves as a dead letter saying so.
+                log.error("restore: log entry %d of bucket %s refused on replay: %s", i, bucket, exc)
+                if kind == TX and i >= scored:
+                    pending.append((entry, None, f"not restored: {exc}"))
             clock = self.clocks[bucket]
             if clock.newest_us is None or entry_time(entry) > clock.newest_us:
                 clock.newest_us = entry_time(entry)
         self.log_len[bucket] = len(log)
+
+    def clear_expired(self, bucket: int, now_us: int) -> int:
+        """Forget the keys nothing at or after `now_us` needs; their removal reaches the MapStates with
+        the next compaction (and, until then, a restore replays the CLEANUP entry that logged it)."""
+        cleared = 0
+        for copies, changed in (
+            (self.customers[bucket], self.changed_customers[bucket]),
+            (self.terminals[bucket], self.changed_terminals[bucket]),
+        ):
+            for key in [k for k, v in copies.items() if v.expired(now_us)]:
+                del copies[key]
+                changed.add(key)
+                cleared += 1
+        return cleared
 
     def append(self, bucket: int, entry: tuple) -> None:
         self.log_state.add(entry)
@@ -196,7 +227,8 @@ class _BucketStates:
 
 
 def entry_time(entry: tuple) -> int:
-    return entry[5] if entry[0] == TX else entry[2]
+    kind = entry[0]
+    return entry[5] if kind == TX else entry[1] if kind == CLEANUP else entry[2]
 
 
 class _Step:
@@ -321,6 +353,8 @@ class _Step:
             self.m.labels_pending.inc()
         elif outcome == "too-old":
             self.m.labels_too_old.inc()
+        elif outcome == "dropped":
+            self.m.labels_dropped.inc()
         else:
             self.m.labels.inc()
         self._schedule_cleanup(ctx, bucket, t_us)
@@ -347,9 +381,18 @@ class _Step:
         if not rows:
             return
         self.s.pending[bucket] = []
+        m = self.m
+        if any(row[1] is None for row in rows):  # rows a restore could not rebuild (see _BucketStates.load)
+            for entry, _, reason in (row for row in rows if row[1] is None):
+                m.dead_letters.inc()
+                headers = records.dead_letter_headers(reason, "(restore)", records.REFUSED, entry[7], self.pipeline)
+                yield (DEAD_LETTERS, Row(entry[2].encode(), entry[1], headers))
+            rows = [row for row in rows if row[1] is not None]
+            if not rows:
+                self.s.scored_state.update(self.s.log_len[bucket])
+                return
         scored = self.scorer.score([vector for _, vector in rows])
         decided_at = time.time()
-        m = self.m
         scores_topic = self.config.scores_topic is not None
         alerts = 0
         for i, ((_, value, cid, tid, tx_id, t_us, _, source, _, _), vector) in enumerate(rows):
@@ -432,24 +475,18 @@ class _Step:
         newest = s.clocks[bucket].newest_us
         if newest is None:
             return
-        # A watermark pushed far ahead (a refused far-future record) must not clear live keys:
-        # the stream clock only advances with accepted records.
-        now = min(timer_us, newest)
+        # A watermark pushed far ahead (a refused far-future record) must not clear live keys: the
+        # stream clock only advances with accepted records. And a transaction up to LATENESS_US
+        # older than the newest still gets exact features (docs/features.md): keep what it needs.
+        now = min(timer_us, newest) - LATENESS_US
         if now - s.last_cleanup_us.get(bucket, -1 << 62) < DAY_MS * US_PER_MS:
             return
         s.last_cleanup_us[bucket] = now
-        cleared = 0
-        for copies, changed in (
-            (s.customers[bucket], s.changed_customers[bucket]),
-            (s.terminals[bucket], s.changed_terminals[bucket]),
-        ):
-            for key in [k for k, v in copies.items() if v.expired(now)]:
-                del copies[key]
-                changed.add(key)  # removed from its MapState by the compaction below
-                cleared += 1
-        # The removals reach the MapStates with the next compaction; until then a restore brings the
-        # cleared keys back from the snapshot, and the next clean-up clears them again.
+        cleared = s.clear_expired(bucket, now)
         if cleared:
+            # Logged, so that a restore before the next compaction clears the same keys at the same
+            # point instead of bringing them back from the snapshot.
+            s.append(bucket, (CLEANUP, now))
             self.m.keys_cleared.inc(cleared)
 
 
