@@ -304,13 +304,13 @@ class Up:
         """Until every component the supervisor starts is ready; fail with its log when one cannot start."""
         import httpx
 
-        from fp_local.monitor import flink_rest_url, running_job
+        from fp_local.monitor import running_job
 
         def ready(comp: dict) -> bool:
             if comp.get("bootstrap"):  # Kafka: its start waited until it answered
                 return procs.port_listening(int(comp["bootstrap"].rsplit(":", 1)[1]))
             if comp.get("metrics_port"):  # the job: every task runs (before that, no checkpoint is triggered)
-                rest = flink_rest_url(Path(comp["state_dir"]))
+                rest = comp.get("url")  # Flink's web UI, published by the supervisor once the job runs there
                 jobs = httpx.get(f"{rest}/jobs/overview", timeout=2).json()["jobs"] if rest else []
                 return running_job(jobs) is not None
             return httpx.get(comp["health"], timeout=2).status_code == 200

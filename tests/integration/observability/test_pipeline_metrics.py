@@ -404,6 +404,10 @@ def test_every_alert_and_panel_reads_live_data(upstream_crds, kube_gc, dev_serve
         summary["alerts"]["FraudPipelineNotReady"]["cleared_when_ready"] = True
 
         # 8. The model service stops: FraudPipelineModelNotReady's condition holds at the next scrape.
+        # The local mode's supervisor would start it again within seconds: stop supervising first.
+        from fp_local import procs
+
+        procs.stop(comps["supervisor"], timeout=60)
         os.killpg(comps["serving"]["pid"], signal.SIGTERM)  # its own session: the workers go too
         wait_for(
             lambda: prom.query(rules["FraudPipelineModelNotReady"]["expr"]),

@@ -107,3 +107,41 @@ class JobProcess:
 
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def serve_model(model: dict, port: int, log: Path) -> subprocess.Popen:
+    """`bentoml serve` of the trained model (its own session: stopping it stops its workers)."""
+    from fp_devtools.bench.serving.processes import serve_command
+
+    env = {**bentoml_env(model["home"]), "FRAUDPIPE_MODEL_TAG": model["tag"]}
+    return subprocess.Popen(
+        serve_command(port), env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def wait_service_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "bentoml serve exited"
+        try:
+            with urllib.request.urlopen(url + "/readyz", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"{url} not ready in {timeout} s")
+
+
+def stop_service(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
 import urllib.request
@@ -25,9 +24,7 @@ import numpy as np
 import orjson
 import pytest
 from kafka_io import create_topics, produce, read_all
-from stream_helpers import Topics, bentoml_env, job_args
-
-from fp_devtools.bench.serving.processes import serve_command
+from stream_helpers import Topics, job_args, serve_model, stop_service, wait_service_ready
 
 pytestmark = pytest.mark.integration
 
@@ -48,38 +45,6 @@ BAD_DURING = [
     ),
     (None, b"[1, 2, 3]"),
 ]
-
-
-def _serve(model: dict, port: int, log: Path) -> subprocess.Popen:
-    env = {**bentoml_env(model["home"]), "FRAUDPIPE_MODEL_TAG": model["tag"]}
-    return subprocess.Popen(
-        serve_command(port), env=env, stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True
-    )
-
-
-def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "bentoml serve exited"
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{url} not ready in {timeout} s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
 
 
 def _flink_metrics(port: int) -> dict[str, float]:
@@ -137,10 +102,10 @@ def test_remote_scoring_recovers_from_an_outage_longer_than_the_checkpoint_timeo
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    service = _serve(trained_model, port, tmp_path / "serve-1.log")
+    service = serve_model(trained_model, port, tmp_path / "serve-1.log")
     producer_thread = None
     try:
-        _wait_ready(url, service)
+        wait_service_ready(url, service)
         replay(events[:split], KafkaSink(bootstrap, sink_topics))
         produce(bootstrap, topics.transactions, BAD_BEFORE)
         state = tmp_path / "outage-state"
@@ -172,7 +137,7 @@ def test_remote_scoring_recovers_from_an_outage_longer_than_the_checkpoint_timeo
         before = _flink_metrics(run["metrics_port"])
 
         # The outage: the service goes away while the rest of the transactions keep coming.
-        _stop(service)
+        stop_service(service)
         down_at = time.monotonic()
 
         def produce_during_outage() -> None:
@@ -188,8 +153,8 @@ def test_remote_scoring_recovers_from_an_outage_longer_than_the_checkpoint_timeo
         producer_thread.join(60)
         assert not producer_thread.is_alive()
 
-        service = _serve(trained_model, port, tmp_path / "serve-2.log")
-        _wait_ready(url, service)
+        service = serve_model(trained_model, port, tmp_path / "serve-2.log")
+        wait_service_ready(url, service)
         up_at, up_wall = time.monotonic(), time.time()
         outage_s = up_at - down_at
         _wait_for("scores after the outage", lambda: committed_scores() > BEFORE, job, timeout=150)
@@ -205,7 +170,7 @@ def test_remote_scoring_recovers_from_an_outage_longer_than_the_checkpoint_timeo
     finally:
         if producer_thread is not None:
             producer_thread.join(60)
-        _stop(service)
+        stop_service(service)
 
     # The job failed and came back by itself, and not by checkpoint expiry: the scorer gave up first.
     assert summary["state"] == "STOPPED", summary

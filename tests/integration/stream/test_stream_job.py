@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import orjson
 import pytest
 from kafka_io import create_topics, produce, read_all
-from stream_helpers import N_TRANSACTIONS, REPO, Topics, bentoml_env, job_args
-
-from fp_devtools.bench.serving.processes import serve_command
+from stream_helpers import (
+    N_TRANSACTIONS,
+    REPO,
+    Topics,
+    job_args,
+    serve_model,
+    stop_service,
+    wait_service_ready,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -290,41 +294,6 @@ def test_model_whose_tag_differs_is_refused(stream_input, trained_model, tmp_pat
     assert trained_model["tag"] in done.stderr and "fraud-xgb:someotherversion" in done.stderr
 
 
-def _serve(trained_model: dict, port: int, log: Path) -> subprocess.Popen:
-    env = {**bentoml_env(trained_model["home"]), "FRAUDPIPE_MODEL_TAG": trained_model["tag"]}
-    return subprocess.Popen(
-        serve_command(port),
-        env=env,
-        stdout=open(log, "ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _wait_ready(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "bentoml serve exited"
-        try:
-            with urllib.request.urlopen(url + "/readyz", timeout=2) as resp:
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{url} not ready in {timeout} s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(30)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
 def test_remote_scoring_survives_a_restart_of_the_scoring_service(
     stream_input, trained_model, reference_run, run_job, tmp_path
 ):
@@ -341,9 +310,9 @@ def test_remote_scoring_survives_a_restart_of_the_scoring_service(
     create_topics(bootstrap, [remote.alerts, remote.dead_letter, remote.scores])
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    service = _serve(trained_model, port, tmp_path / "serve-1.log")
+    service = serve_model(trained_model, port, tmp_path / "serve-1.log")
     try:
-        _wait_ready(url, service)
+        wait_service_ready(url, service)
         job = run_job(
             job_args(
                 bootstrap,
@@ -359,14 +328,14 @@ def test_remote_scoring_survives_a_restart_of_the_scoring_service(
         while len(read_all(bootstrap, remote.scores, idle_s=0.5)) < 5_000:
             assert time.monotonic() < deadline and job.proc.poll() is None, job.tail()
             time.sleep(0.5)
-        _stop(service)  # the job now retries and holds its input
+        stop_service(service)  # the job now retries and holds its input
         time.sleep(3)
-        service = _serve(trained_model, port, tmp_path / "serve-2.log")
-        _wait_ready(url, service)
+        service = serve_model(trained_model, port, tmp_path / "serve-2.log")
+        wait_service_ready(url, service)
         summary = job.wait()
         assert summary["counters"].get("remote_retries", 0) > 0 or summary["state"] == "FINISHED"
     finally:
-        _stop(service)
+        stop_service(service)
     out = _outputs(bootstrap, remote)
     ids = [a["transaction"]["transaction_id"] for a in out["alerts"]]
     assert len(ids) == len(set(ids)), "an alert was committed twice"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from test_job_config import BASE as JOB_ARGS
 
 from fp_flink.config import JobConfigError, parse_args
 from fp_flink.scoring import RemoteScorer, RowsRefused, ScoringUnavailable
@@ -173,28 +174,8 @@ def test_a_closed_scorer_stops_retrying_at_the_next_failure():
     assert len(s.http.requests) == 4
 
 
-BASE = [
-    "--pipeline",
-    "fraud/payments",
-    "--bootstrap-servers",
-    "k:9092",
-    "--transactions-topic",
-    "t",
-    "--labels-topic",
-    "l",
-    "--alerts-topic",
-    "a",
-    "--dead-letter-topic",
-    "d",
-    "--group-id",
-    "g",
-    "--model-tag",
-    "fraud-xgb:abc123",
-    "--scoring-mode",
-    "remote",
-    "--serving-url",
-    "http://s:3000",
-]
+# The operator's contract (test_job_config.BASE) with remote scoring.
+BASE = [*JOB_ARGS, "--scoring-mode", "remote", "--serving-url", "http://s:3000"]
 
 
 def test_the_flag_and_its_default():
