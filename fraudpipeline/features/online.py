@@ -302,13 +302,18 @@ class _History:
     __slots__ = ("_bt", "_bv", "_bi", "_bmax", "_fc", "_n", "_where")
 
     def _load(self, times: array, values, ids: list[str]) -> None:
-        size = _BLOCK
-        self._bt = _split(times, size)
-        self._bv = _split(values, size)
-        self._bi = _split(ids, size)
-        self._bmax = [block[-1] for block in self._bt]
-        self._fc = _fw_build([len(block) for block in self._bt])
-        self._n = len(times)
+        n = len(times)
+        if n <= _BLOCK:  # one block (or none): the common case, kept cheap
+            self._bt, self._bv, self._bi = ([times], [values], [ids]) if n else ([], [], [])
+            self._bmax = [times[-1]] if n else []
+            self._fc = [0, n] if n else [0]
+        else:
+            self._bt = _split(times, _BLOCK)
+            self._bv = _split(values, _BLOCK)
+            self._bi = _split(ids, _BLOCK)
+            self._bmax = [block[-1] for block in self._bt]
+            self._fc = _fw_build([len(block) for block in self._bt])
+        self._n = n
         self._where = None  # id -> time, rebuilt on first use
 
     def __len__(self) -> int:
@@ -334,7 +339,11 @@ class _History:
     def _index(self) -> dict[str, int]:
         where = self._where
         if where is None:
-            where = self._where = dict(zip(chain.from_iterable(self._bi), chain.from_iterable(self._bt)))
+            bi, bt = self._bi, self._bt
+            if len(bt) == 1:
+                where = self._where = dict(zip(bi[0], bt[0]))
+            else:
+                where = self._where = dict(zip(chain.from_iterable(bi), chain.from_iterable(bt)))
         return where
 
     def contains(self, transaction_id: str) -> bool:
@@ -394,16 +403,14 @@ class _History:
         while len(bt) > 1 and bt[0][-1] <= cutoff:  # whole blocks (the newest record always stays)
             self._dropping(bv[0], True)
             if where is not None:
-                for tid in bi[0]:
-                    del where[tid]
+                self._forget(where, bi[0])
             dropped += len(bt[0])
             del bt[0], bi[0], bv[0], self._bmax[0]
         k = bisect_right(bt[0], cutoff)
         if k:
             self._dropping(bv[0][:k], False)
             if where is not None:
-                for tid in bi[0][:k]:
-                    del where[tid]
+                self._forget(where, bi[0][:k])
             self._cut_first(k)
             del bt[0][:k], bi[0][:k], bv[0][:k]
         self._n -= dropped + k
@@ -411,6 +418,11 @@ class _History:
             self._rebuild()
         else:
             _fw_add(self._fc, 0, -k)
+
+    @staticmethod
+    def _forget(where, ids: list[str]) -> None:
+        for tid in ids:
+            del where[tid]
 
     def _rebuild(self) -> None:
         self._fc = _fw_build([len(block) for block in self._bt])
@@ -456,11 +468,29 @@ class CustomerState(_History):
 
     def __init__(self) -> None:
         self._load(array("q"), array("d"), [])
-        self._where = {}
+        self._where = set()
         self._bp = self._fe = None
         self._k = 64
         self._scale = 1 << 64
         self._odd = 0  # amounts that are not finite (no exact sum: such a state adds in order)
+
+    # The id index is a set (cheaper to rebuild after unpickling than a dict); the time of a
+    # repeated id, for the refusal's message only, is looked up in the blocks.
+    def _index(self) -> set[str]:
+        where = self._where
+        if where is None:
+            where = self._where = set(self._bi[0]) if len(self._bi) == 1 else set(chain.from_iterable(self._bi))
+        return where
+
+    @staticmethod
+    def _forget(where, ids: list[str]) -> None:
+        where.difference_update(ids)
+
+    def _time_of(self, tid: str) -> int:
+        for times, ids in zip(self._bt, self._bi):
+            if tid in ids:
+                return times[ids.index(tid)]
+        raise KeyError(tid)
 
     @property
     def amounts(self) -> array:
@@ -475,12 +505,12 @@ class CustomerState(_History):
         tid = transaction_id if type(transaction_id) is str else str(transaction_id)
         where = self._where if self._where is not None else self._index()
         if tid in where:
-            raise _duplicate(tid, where[tid], "card")
+            raise _duplicate(tid, self._time_of(tid), "card")
         if time_us > _wall_limit_us:
             _check_wall_clock(time_us)
         amount = float(amount)
         b, i = self._insert(time_us, tid, amount)
-        where[tid] = time_us
+        where.add(tid)
         bt, bv, bmax, fc = self._bt, self._bv, self._bmax, self._fc
         pos = i + _fw_prefix(fc, b)  # the new record's rank
         out: list[float] = []
@@ -612,7 +642,8 @@ class CustomerState(_History):
         self._bp = self._fe = None
         self._k = 64
         self._scale = 1 << 64
-        self._odd = sum(1 for a in amounts if not isfinite(a))
+        # (A finite total means every amount is finite: the scan is only for the rare other case.)
+        self._odd = 0 if isfinite(sum(amounts)) else sum(1 for a in amounts if not isfinite(a))
 
     def to_bytes(self) -> bytes:
         """Self-contained binary form (for a byte-array state): count, times, amounts, ids."""
