@@ -5,6 +5,11 @@ state holds a full window of about 125-150 entries) and reports the cost of one 
 one terminal `update`, the same with each state unpickled before and pickled after (as when
 Flink state is read and written per record), and the pickled sizes. Best of `--repeat` runs;
 the figures in docs/features.md come from here. Not a test: timings depend on the machine's load.
+
+`--hot` measures hot keys instead (issue 24, item 5): one terminal with 1,000 to 1,000,000
+records in its 38-day history and one card with 1,000 to 100,000 in 31 days, per-call cost of
+`update` (and a terminal's `add_label`), median of batches (`hot_key`, also used by the unit
+test that holds the growth to log n).
 """
 
 from __future__ import annotations
