@@ -335,6 +335,11 @@ def summarize(
             k: round(metrics[k], 4) for k in ("validation_auc", "validation_ap", "validation_cp100") if k in metrics
         },
         "quick": config.quick,
+        # What the validation search fitted: candidates (learning rate x depth) over folds.
+        "search": {
+            "candidates": len(choice.search.table) if choice.search is not None else 0,
+            "folds": len(metadata.get("validation_folds") or []),
+        },
         "train_window": config.dates.as_metadata(),
         "data": metadata.get("data"),
         "export": exported,

@@ -118,8 +118,9 @@ def test_quick_train_for_a_first_local_run(tmp_path):
         assert summary["data"].startswith("the Fraud Detection Handbook's data set, regenerated"), summary["data"]
     assert summary["quick"] is True and summary["model_tag"] is None
     assert summary["params"]["n_trees"] == 200 and summary["params"]["max_depth"] == 3
-    # One fold and one candidate instead of 4 folds x 16: the search is a few seconds at most.
-    assert summary["timings_s"]["search_s"] < summary["timings_s"]["features_s"] * 10
+    # One fold and one candidate instead of 4 folds x 16 (counted, not timed: a loaded machine
+    # made a timing comparison fail once).
+    assert summary["search"] == {"candidates": 1, "folds": 1}
     # Same parameters as the full search: the same test figures; only the threshold may move.
     for metric, published in PUBLISHED.items():
         assert abs(summary[metric] - published) <= TOLERANCE
