@@ -414,6 +414,8 @@ class Up:
             "scoring_mode": p.spec.stream.scoring.mode,
             "checkpoint_interval": p.spec.stream.checkpoint_interval,
             "parallelism": self.parallelism,
+            # The job label of each scrape target, as the operator's rules select them on a cluster.
+            "prometheus_jobs": {name: t[0]["labels"]["job"] for name, t in plan.scrape_targets(p, ports).items()},
             "components": {},
         }
         state.write(self.state_dir, _public(self.record))
