@@ -452,12 +452,24 @@ class StreamSpec(_Model):
         ),
     )
     parallelism: int = Field(2, ge=1, le=10000, description="Job parallelism.")
-    max_parallelism: int = Field(
+    max_parallelism: Annotated[
+        int,
+        # A transition rule: the API server checks it on updates only (pydantic sees one object, no
+        # old one; the job refuses a restore into another count, see fp_flink.functions).
+        Cel(
+            rule="self == oldSelf",
+            message="maxParallelism cannot change: every checkpoint and savepoint splits the job's keyed "
+            "state into maxParallelism groups and cannot be restored into another count; to change it, "
+            "start the job without state (delete the FraudPipeline and create it again)",
+            check=lambda v: True,
+        ),
+    ] = Field(
         120,
         ge=1,
         le=32768,
         description=(
-            "pipeline.max-parallelism: the upper bound for rescaling (keyed state is split into this many groups)."
+            "pipeline.max-parallelism: the upper bound for rescaling (keyed state is split into this many groups). "
+            "Fixed once created."
         ),
     )
     upgrade_mode: Literal["savepoint", "last-state", "stateless"] = Field(

@@ -130,6 +130,8 @@ class _BucketStates:
         )
         self.log_state = ctx.get_list_state(ListStateDescriptor("log", pickled))
         self.scored_state = ctx.get_state(ValueStateDescriptor("scored", Types.LONG()))
+        # How many buckets the keys were spread over when this state was written (see `check_buckets`).
+        self.buckets_state = ctx.get_state(ValueStateDescriptor("buckets", Types.INT()))
         self.clocks: dict[int, StreamClock] = {}
         self.customers: dict[int, dict[str, CustomerState]] = {}
         self.terminals: dict[int, dict[str, TerminalState]] = {}
@@ -226,6 +228,10 @@ class _BucketStates:
         self.scored_state.update(0)
 
 
+class RestoreRefused(RuntimeError):
+    """The job's state cannot be used as it is configured now; the message names the flag and the fix."""
+
+
 def entry_time(entry: tuple) -> int:
     kind = entry[0]
     return entry[5] if kind == TX else entry[1] if kind == CLEANUP else entry[2]
@@ -261,8 +267,24 @@ class _Step:
         # The fused layout has one bucket: asking Flink for the key would cost a JVM call per record.
         bucket = 0 if self.one_bucket else ctx.get_current_key()
         if bucket not in self.s.clocks:
+            self._check_buckets()
             self.s.load(bucket, self.max_skew_us)
         return bucket
+
+    def _check_buckets(self) -> None:
+        """Refuse a restore into another bucket count: each card's and terminal's history sits in the
+        bucket its id hashed to, and with another count the job would look for it elsewhere, silently
+        starting every key afresh."""
+        buckets = 1 if self.one_bucket else self.config.buckets
+        written = self.s.buckets_state.value()
+        if written is None:
+            self.s.buckets_state.update(buckets)
+        elif written != buckets:
+            raise RestoreRefused(
+                f"--buckets: this job's state was written with its keys spread over {written} bucket(s) and the "
+                f"job now runs with {buckets}; each card's and terminal's history would be looked for in another "
+                f"bucket. Run it with --buckets {written}, or start it without state."
+            )
 
     # -- transactions
     def _transaction(self, row, ctx, bucket: int, upstream: tuple | None = None):

@@ -34,3 +34,31 @@ def test_valid_minimal_spec_is_defaulted_by_the_api_server(cluster):
     spec = cluster.check(r)["spec"]
     assert spec["kafka"]["deletionPolicy"] == "Retain" and spec["stream"]["flinkVersion"] == "v2_2"
     assert spec["model"]["autoscaling"] == {"minReplicas": 1, "maxReplicas": 3, "targetCPUUtilizationPercentage": 70}
+
+
+def test_api_server_refuses_to_change_max_parallelism_and_allows_parallelism(cluster):
+    """A transition rule: maxParallelism is fixed once created (the job's state cannot follow a change);
+    parallelism, which a savepoint carries, may change."""
+    cluster.ensure_namespace("fp-invalid")
+    doc = minimal_doc()
+    doc["metadata"] = {"name": "fixed-groups", "namespace": "fp-invalid"}
+    cluster.check(cluster.create(doc))
+    path = cluster.path("frauddetect.dev/v1alpha1", "FraudPipeline", "fp-invalid", "fixed-groups")
+
+    def patch(stream: dict):
+        return cluster.http.patch(
+            path,
+            json={"spec": {"stream": stream}},
+            headers={"Content-Type": "application/merge-patch+json"},
+        )
+
+    try:
+        refused = patch({"maxParallelism": 240})
+        assert refused.status_code == 422, refused.text
+        message = refused.json()["message"]
+        assert "spec.stream.maxParallelism: Invalid value" in message and "cannot change" in message, message
+        allowed = patch({"parallelism": 3})
+        assert allowed.status_code == 200, allowed.text
+        assert allowed.json()["spec"]["stream"]["maxParallelism"] == 120
+    finally:
+        cluster.http.delete(path)

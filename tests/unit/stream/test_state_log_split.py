@@ -139,10 +139,14 @@ def _bucket(value: bytes, field: str) -> int:
 class _Split:
     """The card step and the terminal step, wired as the job wires them, on keyed runtimes."""
 
-    def __init__(self, model_dir, states: tuple | None = None):
+    def __init__(self, model_dir, states: tuple | None = None, buckets: int | None = None):
+        from dataclasses import replace
+
         card_state, term_state, self.watermark = states or (({}, set()), ({}, set()), -(1 << 62))
         self.card_rt, self.term_rt = _KeyedRuntime(*card_state), _KeyedRuntime(*term_state)
         config = _step(model_dir, _KeyedRuntime()).config
+        if buckets is not None:
+            config = replace(config, buckets=buckets)
         self.card = functions.CardStep(config)
         self.card.open(self.card_rt)
         self.term = functions.ScoringStep(config, fused=False)
@@ -244,3 +248,14 @@ def test_split_layout_restored_mid_stream_commits_what_an_uninterrupted_run_does
     second = _Split(model_dir, snapshot)
     committed += second.feed(events[crash_at:]) + second.end()
     assert _decisions(committed) == reference
+
+
+def test_a_restore_into_another_bucket_count_is_refused_naming_the_flag(model_dir, events):
+    first = _Split(model_dir, buckets=16)
+    first.feed(events[:500])
+    second = _Split(model_dir, first.checkpoint(), buckets=32)
+    with pytest.raises(functions.RestoreRefused, match=r"--buckets: .* 16 bucket\(s\) .* now runs with 32"):
+        second.feed(events[500:600])
+    # The same count restores.
+    third = _Split(model_dir, first.checkpoint(), buckets=16)
+    assert third.feed(events[500:600])
