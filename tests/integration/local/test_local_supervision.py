@@ -35,7 +35,10 @@ RECOVERY_TIMEOUT_S = 240
 @pytest.fixture(scope="module")
 def local(env, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("local-heal")
-    pipeline = write_pipeline(tmp / "pipeline.yaml", "itheal", free_port(), checkpoint="2s", scores=True)
+    # Its own model tag: test_local_up.py checks that `up` trains a tag missing from the session's store.
+    pipeline = write_pipeline(
+        tmp / "pipeline.yaml", "itheal", free_port(), checkpoint="2s", tag="fraud-xgb:itheal", scores=True
+    )
     lp = Local(pipeline, tmp / "state", env, free_port(), tmp / "commands.log")
     try:
         lp.up()
