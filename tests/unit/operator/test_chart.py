@@ -44,6 +44,16 @@ def test_values_schema_refuses_unknown_keys():
     assert r.returncode != 0 and "wrokers" in r.stderr
 
 
+def test_the_chart_takes_globals_as_a_subchart_does():
+    """A parent chart passes `global` to every subchart: a strict schema must let it through."""
+    r = subprocess.run(
+        [_helm(), "template", "fp", str(CHART), "--set", "global.imageRegistry=registry.example"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+
+
 def test_crd_copy_and_operator_deployment():
     docs = render()
     kinds = {d["kind"] for d in docs}
