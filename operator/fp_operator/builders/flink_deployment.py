@@ -92,6 +92,9 @@ def flink_configuration(p: FraudPipeline) -> dict[str, str]:
     return dict(sorted(conf.items()))
 
 
+FLINK_UID = 9999
+
+
 def _pod_template(p: FraudPipeline) -> dict:
     s = p.spec.stream
     volume: dict = {"name": "flink-data"}
@@ -103,13 +106,28 @@ def _pod_template(p: FraudPipeline) -> dict:
         "name": MAIN_CONTAINER,
         "ports": [{"name": "metrics", "containerPort": names.FLINK_METRICS_PORT, "protocol": "TCP"}],
         "volumeMounts": [{"name": "flink-data", "mountPath": names.FLINK_DATA_MOUNT}],
+        # The restricted Pod Security Standard, as the model pods meet it: a namespace enforcing it
+        # would refuse the JobManager and TaskManagers otherwise.
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
     }
     plugins = _plugins(p)
     if plugins:
         container["env"] = [{"name": "ENABLE_BUILT_IN_PLUGINS", "value": ";".join(plugins)}]
     return {
         "metadata": {"labels": labels.pod_labels(p, "stream")},
-        "spec": {"containers": [container], "volumes": [volume]},
+        "spec": {
+            # The image's `flink` user (uid and gid 9999 in the official image and ours); fsGroup makes
+            # the state volume writable by it.
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": FLINK_UID,
+                "runAsGroup": FLINK_UID,
+                "fsGroup": FLINK_UID,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [container],
+            "volumes": [volume],
+        },
     }
 
 
