@@ -17,8 +17,10 @@ operator tests play Strimzi and the Flink operator.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -486,3 +488,50 @@ def test_namespaced_mode_leaves_other_namespaces_alone(helm, cluster, tmp_path):
         )
         for ns in (watched, other):
             cluster.delete("v1", "Namespace", None, ns)
+
+
+# ------------------------------------------------------------------------------------ CRD upgrades
+
+
+def _crd_path(name: str) -> str:
+    return f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
+
+
+def test_the_documented_crd_upgrade_step_brings_an_older_crd_up_to_date(cluster, tmp_path):
+    """`helm upgrade` never changes a CRD in `crds/` (Helm installs them once); docs/operator.md gives
+    the step that does, `kubectl apply --server-side --force-conflicts -f charts/fraudpipeline/crds/`.
+    Played on a copy of the chart's CRD under another group (the real one serves the other tests):
+    created as Helm creates it, one version older, then upgraded with exactly that command."""
+    kubectl = (cluster.env.get("tools") or {}).get("kubectl") or shutil.which("kubectl")
+    assert kubectl, "kubectl is built with the control plane (`fraudpipe dev prepare --with kube`)"
+    new = yaml.safe_load(next((CHART / "crds").glob("*.yaml")).read_text())
+    group = "upgrade.frauddetect.dev"
+    new["spec"]["group"] = group
+    new["metadata"]["name"] = f"{new['spec']['names']['plural']}.{group}"
+    name = new["metadata"]["name"]
+    old = copy.deepcopy(new)
+    stream = old["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["stream"]
+    del stream["properties"]["maxParallelism"]["x-kubernetes-validations"]  # what the previous chart had
+    created = cluster.http.post(
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", json=old, params={"fieldManager": "helm"}
+    )
+    assert created.status_code == 201, created.text
+    try:
+        (tmp_path / "crds").mkdir()
+        (tmp_path / "crds" / "fraudpipelines.yaml").write_text(yaml.safe_dump(new))
+        done = subprocess.run(
+            [kubectl, "--kubeconfig", cluster.env["kubeconfig"], "apply", "--server-side", "--force-conflicts"]
+            + ["-f", str(tmp_path / "crds")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        live = cluster.check(cluster.http.get(_crd_path(name)))
+        live_stream = live["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
+            "stream"
+        ]
+        rules = live_stream["properties"]["maxParallelism"].get("x-kubernetes-validations") or []
+        assert [r["rule"] for r in rules] == ["self == oldSelf"], rules
+    finally:
+        cluster.http.delete(_crd_path(name))

@@ -132,3 +132,31 @@ def test_several_replicas_need_leader_election():
     assert named[0]["resourceNames"] == ["fp-fraudpipeline"]
     binding = next(d for d in docs if d["kind"] == "RoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
+
+
+def _pods(docs: list[dict]) -> dict[str, dict]:
+    """The pod specs of the operator's Deployment and of the pre-delete hook's Job."""
+    return {d["kind"]: d["spec"]["template"]["spec"] for d in docs if d["kind"] in ("Deployment", "Job")}
+
+
+def test_operator_pods_are_restricted_by_default_and_take_pull_secrets():
+    pods = _pods(render())
+    assert set(pods) == {"Deployment", "Job"}
+    for spec in pods.values():
+        assert "imagePullSecrets" not in spec
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        (container,) = spec["containers"]
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    pods = _pods(
+        render(
+            "operator.imagePullSecrets[0].name=registry-credentials",
+            "operator.podSecurityContext.runAsUser=20002",
+            "operator.securityContext.readOnlyRootFilesystem=false",
+        )
+    )
+    for spec in pods.values():
+        assert spec["imagePullSecrets"] == [{"name": "registry-credentials"}]
+        assert spec["securityContext"]["runAsUser"] == 20002 and spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is False
