@@ -54,7 +54,8 @@ CLOCK_WRITE_US = 3_600_000_000
 COMPACT_EVERY = 100_000
 
 # Log entries (tuples, pickled into the ListState):
-TX = 0  # (TX, value, cid, tid, tx_id, t_us, amount, source, arrived_at, c6 | None): c6 from the card step
+TX = 0  # (TX, value, cid, tid, tx_id, t_us, amount, source, arrived_at, c6 | None, key): c6 from the card step;
+# key, the record's own Kafka key (its dead letter keeps it), is absent from entries written before it was added
 LABEL = 1  # (LABEL, tid, t_us, tx_id, fraud)
 CARD = 2  # split layout, card step: (CARD, cid, t_us, amount, tx_id)
 CLEANUP = 3  # (CLEANUP, now_us): the keys expired at now_us were cleared here; a restore clears them too
@@ -228,6 +229,14 @@ class _BucketStates:
         self.scored_state.update(0)
 
 
+def _original_key(entry: tuple) -> bytes | None:
+    """A TX entry's record key as it was in Kafka (null stays null); the card id for entries written
+    before the key was kept (transactions are keyed by card, docs/topics)."""
+    if len(entry) > 10:
+        return records.original(entry[10], b"", entry[7])[0]
+    return entry[2].encode()
+
+
 class RestoreRefused(RuntimeError):
     """The job's state cannot be used as it is configured now; the message names the flag and the fix."""
 
@@ -327,7 +336,8 @@ class _Step:
         if not self.do_terminals:
             s.append(bucket, (CARD, cid, t_us, amount, tx_id))
             return ("upstream", (tx_id, t_us, cid, tid, amount, c6))
-        entry = (TX, row[1], cid, tid, tx_id, t_us, amount, row[2], time.time(), None if self.do_customers else c6)
+        upstream_c6 = None if self.do_customers else c6
+        entry = (TX, row[1], cid, tid, tx_id, t_us, amount, row[2], time.time(), upstream_c6, row[0])
         s.append(bucket, entry)
         return ("entry", (entry, feature_vector(t_us, amount, c6, t6)))
 
@@ -408,7 +418,7 @@ class _Step:
             for entry, _, reason in (row for row in rows if row[1] is None):
                 m.dead_letters.inc()
                 headers = records.dead_letter_headers(reason, "(restore)", records.REFUSED, entry[7], self.pipeline)
-                yield (DEAD_LETTERS, Row(entry[2].encode(), entry[1], headers))
+                yield (DEAD_LETTERS, Row(_original_key(entry), entry[1], headers))
             rows = [row for row in rows if row[1] is not None]
             if not rows:
                 self.s.scored_state.update(self.s.log_len[bucket])
@@ -417,13 +427,14 @@ class _Step:
         decided_at = time.time()
         scores_topic = self.config.scores_topic is not None
         alerts = 0
-        for i, ((_, value, cid, tid, tx_id, t_us, _, source, _, _), vector) in enumerate(rows):
+        for i, (entry, vector) in enumerate(rows):
+            value, cid, tid, tx_id, t_us, source = entry[1], entry[2], entry[3], entry[4], entry[5], entry[7]
             if i in scored.refused:
                 m.dead_letters.inc()
                 yield (
                     DEAD_LETTERS,
                     Row(
-                        cid.encode(),
+                        _original_key(entry),
                         value,
                         records.dead_letter_headers(
                             scored.refused[i], "(features)", records.UNSCORABLE, source, self.pipeline

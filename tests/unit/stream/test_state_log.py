@@ -289,3 +289,45 @@ def test_a_transaction_within_the_lateness_after_a_clean_up_keeps_its_history(mo
     # The features of c2 are in its alert only; recompute them from the step's own state instead:
     card = step.s.customers[0].get("C")
     assert card is not None and len(card) == 2, "the clean-up cleared the card a late transaction still needed"
+
+
+def test_an_unscorable_transaction_leaves_with_its_own_key_and_old_log_entries_restore(model_dir, events):
+    """docs/streaming.md: a dead letter keeps the record's original key (here not the card id). A log
+    written before entries carried the key (10 fields) still restores and scores the same."""
+    from fp_flink.scoring import Scored
+
+    class Refusing:
+        """The model service refusing the batch's first row (a 422 narrowed to it)."""
+
+        def __init__(self, inner):
+            self.inner = inner
+
+        def score(self, rows):
+            s = self.inner.score(rows)
+            return Scored(s.probabilities, s.decisions, s.model_tag, s.threshold, {0: "refused by the service"})
+
+        def close(self):
+            pass
+
+    ctx = _Ctx()
+    step = _step(model_dir, _Runtime())
+    step.scorer = Refusing(step.scorer)
+    tx = {"transaction_id": "u1", "timestamp": "2018-04-20T10:00:00Z", "customer_id": "C", "terminal_id": "T"}
+    value = orjson.dumps({**tx, "amount": 1})
+    out = _feed(step, [("transactions", (b"original-key", value, "transactions/0/7"))], ctx) + _end(step, ctx)
+    (dead,) = [o for o in out if isinstance(o, tuple) and o[0] is functions.DEAD_LETTERS]
+    assert dead[1][0] == b"original-key" and dead[1][1] == value
+    assert dead[1][2]["fraudpipe.error.kind"] == b"unscorable"
+
+    # The same run with the log's entries cut back to the old 10 fields restores to the same decisions.
+    runtime = _Runtime()
+    first = _step(model_dir, runtime)
+    _feed(first, events[:500], ctx)
+    snapshot = runtime.checkpoint()
+    log = snapshot["log"]
+    log.data = [pickle.dumps(e[:10] if e[0] == functions.TX else e) for e in map(pickle.loads, log.data)]
+    restored, fresh = _step(model_dir, _Runtime(snapshot)), _step(model_dir, _Runtime(runtime.checkpoint()))
+    tail = events[500:900]
+    assert _decisions(_feed(restored, tail, ctx) + _end(restored, ctx)) == _decisions(
+        _feed(fresh, tail, ctx) + _end(fresh, ctx)
+    )
